@@ -1,0 +1,1 @@
+"""Evaluation metrics: exact match, F1, Rouge-L, edit distance, Brier, selective prediction, emergence."""

@@ -1,0 +1,1 @@
+"""Tasks: examples, prompt formats and answer checks, plus JSONL schemas with file:line validation."""
