@@ -1,7 +1,7 @@
 """Generation: seeded sampling is deterministic, batching does not change greedy output, beams are best first."""
 
-from underdog.lm.score import score_tokens
 from underdog.lm.generate import generate
+from underdog.lm.score import score_tokens
 
 PROMPTS = ["the cat", "a big dog ran far", "yes", "green house tree river stone"]
 

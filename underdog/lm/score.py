@@ -105,11 +105,13 @@ def score_tokens(
     order = sorted(groups.items(), key=lambda kv: -(len(kv[0]) + max(len(pairs[i][1]) for i in kv[1])))
     results: list[Score | None] = [None] * len(pairs)
     bar = tqdm(total=len(pairs), desc="scoring", unit="req", disable=not progress)
+    # ``batch_size`` bounds the sequences in the context pass (as in lm-eval); the continuation pass, whose rows
+    # are only a few tokens long, takes every continuation of those contexts (at most 4x as many rows).
     batch: list[tuple[list[int], list[int]]] = []
     n_rows = 0
     for key, members in order:
         ctx = list(key[1:]) if not share_context else list(key)
-        if batch and n_rows + len(members) > batch_size:
+        if batch and (len(batch) >= batch_size or n_rows + len(members) > 4 * batch_size):
             _run_batch(lm, batch, pairs, results, share_context)
             bar.update(n_rows)
             batch, n_rows = [], 0
