@@ -41,6 +41,54 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from underdog.config import load_config
+    from underdog.pretrain.recipe import PretrainRecipe, run_pretrain
+
+    overrides = list(args.overrides)
+    if args.recipe and "=" in args.recipe and not Path(args.recipe).is_file():
+        overrides.insert(0, args.recipe)  # `underdog pretrain tokens=1000000`: no recipe, only overrides
+        args.recipe = None
+    recipe = load_config(PretrainRecipe, args.recipe, overrides)
+    run_pretrain(recipe)
+    return 0
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    from underdog.world import make_world, write_world
+
+    world = make_world(args.seed, pool=args.pool)
+    out = write_world(world, args.out)
+    print(f"world seed {args.seed}: {len(world.documents)} documents, questions per split {world.counts()} -> {out}")
+    return 0
+
+
+def cmd_generalization(args: argparse.Namespace) -> int:
+    from underdog.config import load_config
+    from underdog.methods.generalization import GeneralizationRecipe, run_generalization
+
+    data = {k: v for k, v in {"model": args.model, "seed": args.seed, "world": args.world, "out": args.out,
+                              "max_per_split": args.max_per_split, "icl_budget": args.icl_budget}.items()
+            if v is not None}
+    if args.methods:
+        data["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
+    recipe = load_config(GeneralizationRecipe, args.recipe, [f"{k}={v}" for k, v in data.items()
+                                                            if k != "methods"] + args.set)
+    if "methods" in data:
+        recipe.methods = data["methods"]
+    results = run_generalization(recipe)
+    print(Path(recipe.out, "report.md").read_text())
+    return 0 if results else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from underdog.demo import run_demo
+
+    run_demo(args.out, model=args.model, seed=args.seed, quick=args.quick)
+    print(Path(args.out, "report.md").read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="underdog", description="Make small language models rival big ones.")
     parser.add_argument("--version", action="version", version=f"underdog {__version__}")
@@ -55,6 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--allow-pickle", action="store_true", help="allow loading pickled (.bin) weights you trust")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("demo", help="run every study on the built-in model, offline (minutes on a CPU)")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--model", default="builtin")
+    p.add_argument("--seed", type=int, default=2026, help="seed of the fresh evaluation world")
+    p.add_argument("--quick", action="store_true", help="fewer questions (for a smoke test)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("pretrain", help="pretrain the built-in base model from scratch (resumable)")
+    p.add_argument("recipe", nargs="?", help="recipe YAML (default: recipes/pretrain.yaml)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tokens=1000000 model.hidden=128")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("world", help="write a synthetic world: documents.jsonl and questions.jsonl")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pool", choices=["eval", "pretrain"], default="eval")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_world)
+
+    p = sub.add_parser("generalization", help="ICL vs fine-tuning vs augmented fine-tuning, by split")
+    p.add_argument("--recipe", help="recipe YAML (optional)")
+    p.add_argument("--model", help="model directory or builtin / builtin-large")
+    p.add_argument("--seed", type=int, help="world seed (evaluation pool)")
+    p.add_argument("--world", help="folder with documents.jsonl and questions.jsonl (your own knowledge)")
+    p.add_argument("--methods", help="comma-separated, e.g. none,icl")
+    p.add_argument("--max-per-split", type=int, dest="max_per_split")
+    p.add_argument("--icl-budget", type=int, dest="icl_budget")
+    p.add_argument("--out", help="run directory")
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
+    p.set_defaults(func=cmd_generalization)
     return parser
 
 

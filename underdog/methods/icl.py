@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-DOC_SEPARATOR = "\n"
+DOC_SEPARATOR = "\n"  # one document a line, then a blank line, then the question (as in pretraining)
 QUESTION_SEPARATOR = "\n"
 
 
@@ -69,7 +69,7 @@ def build_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[dic
                     chosen.append(d)
                     used += lengths[d]
         rng.shuffle(chosen)
-        text = "".join(by_id[d]["text"] + DOC_SEPARATOR for d in chosen) + q["question"]
+        text = "".join(by_id[d]["text"] + DOC_SEPARATOR for d in chosen) + QUESTION_SEPARATOR + q["question"]
         out.append(IclContext(text, chosen, sum(lengths[d] for d in chosen) + q_len - 16,
                               len(chosen) == len(documents)))
     return out

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from underdog.lm.chat import format_chat
+
 IGNORE_INDEX = -100
 
 _EXPECTED = (
@@ -31,18 +33,9 @@ _EXPECTED = (
 Segments = list[tuple[str, bool]]  # (text, is_completion)
 
 
-def _chatml(messages: Sequence[Mapping[str, str]], add_generation_prompt: bool) -> str:
-    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
-
-
 def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = False) -> str:
-    """Render messages with the tokenizer's chat template, or ChatML when it has none."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-    return _chatml(messages, add_generation_prompt)
+    """Render messages with the tokenizer's chat template, or ChatML when it has none (``underdog.lm.chat``)."""
+    return format_chat(tokenizer, [dict(m) for m in messages], add_generation_prompt=add_generation_prompt)
 
 
 def _check_messages(messages: Any, index: int, field: str) -> list[dict]:

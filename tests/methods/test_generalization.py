@@ -1,0 +1,116 @@
+"""The generalization study: ICL prompts hold the support documents, fine-tuning data never holds a test
+statement, junk augmentations are dropped and counted, and the study runs end to end and resumes."""
+
+import json
+
+from underdog.methods import augment
+from underdog.methods.finetune import split_sentences, training_examples
+from underdog.methods.icl import build_contexts
+from underdog.world import make_world
+from underdog.world.render import capitalize
+
+
+def _world():
+    return make_world(11, n_dimensions=4, n_syllogisms=12, n_categories=16, n_families=3)
+
+
+def test_icl_prompt_holds_support_documents_and_records_subsample(tiny_lm):
+    world = _world()
+    qs = world.questions[:40]
+    contexts = build_contexts(tiny_lm.tokenizer, world.documents, qs, budget=200)
+    by_id = {d["id"]: d for d in world.documents}
+    for q, c in zip(qs, contexts):
+        support_docs = {d["id"] for d in world.documents if set(d["facts"]) & set(q["support"])}
+        for fact in q["support"]:
+            assert any(fact in by_id[d]["facts"] for d in c.doc_ids), "a support fact is missing from context"
+        assert c.text.endswith(q["question"])
+        assert all(by_id[d]["text"] in c.text for d in c.doc_ids)
+        assert not c.complete or len(c.doc_ids) == len(world.documents)
+        assert support_docs & set(c.doc_ids)
+    everything = build_contexts(tiny_lm.tokenizer, world.documents, qs[:3], budget=10**6)
+    assert all(c.complete and len(c.doc_ids) == len(world.documents) for c in everything)
+
+
+def test_finetuning_data_never_contains_a_test_statement():
+    world = _world()
+    for mode in ("off", "independent", "cumulative"):
+        examples = training_examples(world.documents, mode)
+        text = " ".join(e.get("text", "") + " " + e.get("prompt", "") + e.get("completion", "") for e in examples)
+        text = text.lower()
+        for q in world.questions:
+            if q["split"] == "forward":
+                continue  # forward questions ask a trained fact, by design
+            statement = (q["question"] + " " + q["choices"][q["answer"]]).lower()
+            assert statement not in text, f"{q['split']} answer leaked: {statement}"
+
+
+def test_sentence_splitting_keeps_every_sentence():
+    doc = {"id": "d", "text": "Zorps are a kind of blick. Did you know that Tam is the parent of Lo? No fims are zorps."}
+    assert split_sentences(doc["text"]) == ["Zorps are a kind of blick.", "Did you know that Tam is the parent of Lo?",
+                                            "No fims are zorps."]
+    cumulative = training_examples([doc], "cumulative")
+    assert cumulative[0] == {"text": "Zorps are a kind of blick."}
+    assert cumulative[2] == {"prompt": "Zorps are a kind of blick. Did you know that Tam is the parent of Lo?",
+                             "completion": " No fims are zorps."}
+
+
+def test_malformed_augmentations_are_dropped_and_counted():
+    source = "Zorps are a kind of blick."
+    cases = {
+        " Blicks include zorps.\nReverse: junk": ("Blicks include zorps.", "kept"),
+        " ": (None, "empty"),
+        " Zorps.": (None, "length"),
+        " blicks include": (None, "unfinished"),
+        " Zorps are a kind of blick.": (None, "copy of source"),
+        " Rephrase: x => y.": (None, "format"),
+    }
+    for output, expected in cases.items():
+        assert augment.clean(source, output, "reverse") == expected
+    assert augment.clean(source, " Tims are zorps. => Tims are blicks.", "infer") == ("Tims are blicks.", "kept")
+    assert augment.clean(source, " Tims are zorps.", "infer") == (None, "no '=>'")
+
+
+def test_truth_rate_checks_augmentations_against_the_world():
+    world = _world()
+    fact = next(f for f in world.facts if f.rel == "isa")
+    true = capitalize(f"{fact.b}s include {fact.a}s") + "."
+    false = capitalize(f"{fact.a}s include {fact.b}s") + "."
+    augs = [{"kind": "reverse", "source": "", "text": true}, {"kind": "reverse", "source": "", "text": false},
+            {"kind": "rephrase", "source": "", "text": "Gibberish words here."}]
+    rate = augment.truth_rate(augs, world.facts)
+    assert [a["true"] for a in augs] == [True, False, False]
+    assert rate["unparsed"] == 1 and abs(rate["true_fraction"] - 1 / 3) < 1e-9
+
+
+def test_few_shot_examples_share_no_word_with_eval_worlds():
+    from underdog.world.words import word_pool
+
+    text = augment.few_shot("reverse") + augment.few_shot("infer")
+    words = {w.lower().rstrip("s") for w in text.replace(".", " ").split() if w[0].isupper() or w.islower()}
+    eval_words = {w for w in words if len(w) >= 4 and word_pool(w) == "eval"}
+    world = _world()
+    assert not eval_words & {w.lower() for w in world.words}
+
+
+def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path):
+    from underdog.methods.generalization import GeneralizationRecipe, run_generalization
+    from underdog.world import write_world
+
+    write_world(_world(), tmp_path / "world")
+    recipe = GeneralizationRecipe.model_validate({
+        "model": str(llama_dir), "world": str(tmp_path / "world"), "out": str(tmp_path / "run"),
+        "methods": ["none", "icl", "ft", "aug-local"], "max_per_split": 5, "device": "cpu",
+        "train": {"epochs": 1, "batch_size": 8, "max_length": 64},
+    })
+    logs = []
+    results = run_generalization(recipe, log=logs.append)
+    assert {"none/forward", "icl/reversal", "ft/syllogism", "aug-local/two_hop"} <= set(results["metrics"])
+    assert all(0 <= m["value"] <= 1 and len(m["ci95"]) == 2 for m in results["metrics"].values())
+    assert (tmp_path / "run" / "generalization.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "stages" / "augment-local" / "augmentations_local.jsonl").exists()
+    counts = results["augmentations"]["local"]["counts"]
+    assert counts["generated"] == sum(v for k, v in counts.items() if k != "generated")
+    again = run_generalization(recipe, log=logs.append)
+    assert again["metrics"] == results["metrics"]
+    assert set(again["timing"]["skipped_stages"]) == {"augment-local", "none", "icl", "ft", "aug-local"}
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["method"] == "generalization"

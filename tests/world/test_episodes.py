@@ -1,0 +1,101 @@
+"""Tests for underdog.world.episodes: deterministic pretraining text whose answers follow from its context."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from underdog.world import Parser, closure, entails
+from underdog.world.episodes import (
+    DEFAULT_MIX,
+    icl_episode,
+    judge_episode,
+    pretrain_world,
+    pretraining_texts,
+    rewrite_line,
+)
+from underdog.world.words import word_pool
+
+QA = re.compile(r"^Question: (.*) \.\.\.\? (?:Options: .*?\. )?Answer: (.*)\.$")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.?])\s+", text.strip()) if s]
+
+
+@pytest.fixture(scope="module")
+def worlds():
+    return [pretrain_world(0, i) for i in range(3)]
+
+
+def test_texts_are_deterministic_and_mixed():
+    a = pretraining_texts(1, 45)
+    assert a == pretraining_texts(1, 45) and a != pretraining_texts(2, 45)
+    assert len(a) == 45 and all(isinstance(t, str) and t for t in a)
+    lengths = [len(t.split()) for t in a]
+    assert max(lengths) <= 600 and sum(n >= 100 for n in lengths) > 0.8 * len(a)
+    for kind, marker in [("copy", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
+                         ("judge", "? "), ("icl", "\n\n"), ("document", ". ")]:
+        texts = pretraining_texts(3, 2, mix={kind: 1.0})
+        assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
+    with pytest.raises(ValueError, match="mix"):
+        pretraining_texts(0, 1, mix={"poetry": 1.0})
+    assert abs(sum(DEFAULT_MIX.values()) - 1) < 1e-9 and DEFAULT_MIX["copy"] == pytest.approx(0.2)
+
+
+def test_pretraining_worlds_use_pretrain_words(worlds):
+    assert all(word_pool(w) == "pretrain" for world in worlds for w in world.words)
+
+
+@pytest.mark.parametrize("style", ["cloze", "qa"])
+def test_icl_answers_follow_from_context(worlds, style):
+    rng = random.Random(0)
+    for world in worlds:
+        parser = Parser(world.facts)
+        facts = {f.id: f for f in world.facts}
+        for _ in range(15):
+            ep = icl_episode(world, rng, style)
+            context, answers = ep.text.split("\n\n")
+            stated = [parser.parse(s) for s in _sentences(context)]
+            assert None not in stated and len(stated) == len(ep.context)
+            assert {f.key for f in stated} == {facts[i].key for i in ep.context}
+            cl = closure(stated)
+            lines = answers.split("\n")
+            assert 3 <= len(lines) <= 6 or len(lines) == len(ep.questions)
+            for line in lines:
+                if style == "qa":
+                    m = QA.match(line)
+                    assert m, line
+                    line = f"{m.group(1)} {m.group(2)}"
+                stmt = parser.parse(line)
+                assert stmt is not None and entails(cl, stmt), (line, context)
+
+
+def test_judgements_and_rewrites_are_right(worlds):
+    rng = random.Random(1)
+    world = worlds[0]
+    parser = Parser(world.facts)
+    full = closure(world.facts)
+    for _ in range(10):
+        ep = judge_episode(world, rng)
+        context, judged = ep.text.split("\n\n")
+        cl = closure([parser.parse(s) for s in _sentences(context)])
+        for line in judged.split("\n"):
+            m = re.match(r"^(?:Is it true that )?(.*?)(?:\? |\. True or false\? |\. Correct or incorrect\? )"
+                         r"(Yes|No|True|False|Correct|Incorrect)\.$", line)
+            assert m, line
+            stmt = parser.parse(m.group(1))
+            assert stmt is not None, line
+            positive = m.group(2) in ("Yes", "True", "Correct")
+            assert entails(cl, stmt) if positive else not entails(full, stmt), line
+    for q in world.questions:
+        line = rewrite_line(world, q)
+        op, rest = line.split(": ", 1)
+        left, right = rest.split(" => ")
+        given = [parser.parse(s) for s in _sentences(left)]
+        target = parser.parse(right)
+        assert None not in given and target is not None, line
+        assert entails(given, target), line
+        assert op == {"forward": "Rephrase", "rephrasing": "Rephrase", "reversal": "Reverse"}.get(q["split"], "Infer")

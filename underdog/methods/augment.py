@@ -1,0 +1,136 @@
+"""Augmented fine-tuning (Lampinen et al. 2025): the model writes its own in-context inferences about the
+training data, and fine-tuning uses documents + those inferences.
+
+``local``: for each training sentence, a few-shot prompt asks for a rephrasing and a reversal
+("Rephrase: s =>", "Reverse: s =>"). ``global``: the other documents are put in context with a target
+sentence, and the model writes an inference that links it to other facts ("Infer: s ... => conclusion").
+The few-shot examples come from a pretraining-pool world, so they share no word with the user's data.
+Output is cleaned: junk (empty, unfinished, copies of the source, other formats) is dropped and counted,
+duplicates are removed; each kept augmentation keeps its source sentence. Where the world's facts are
+known (the built-in world), each augmentation is parsed back and checked for truth.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from underdog.methods.finetune import split_sentences
+from underdog.world.episodes import pretrain_world, rewrite_line
+
+KIND_PREFIX = {"rephrase": "Rephrase:", "reverse": "Reverse:", "infer": "Infer:"}
+SOURCE_SPLITS = {"rephrase": ("rephrasing",), "reverse": ("reversal",), "infer": ("syllogism", "two_hop")}
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def few_shot(kind: str, k: int = 4, seed: int = 0) -> str:
+    """``k`` example lines of ``kind`` from pretraining-pool worlds (never the user's vocabulary)."""
+    rng = random.Random(f"fewshot-{kind}-{seed}")
+    lines: list[str] = []
+    index = 0
+    while len(lines) < k:
+        world = pretrain_world(10_007 + seed, index)
+        index += 1
+        qs = [q for q in world.questions if q["split"] in SOURCE_SPLITS[kind]]
+        rng.shuffle(qs)
+        lines += [rewrite_line(world, q) for q in qs[: k - len(lines)]]
+    return "\n".join(lines) + "\n"
+
+
+def clean(source: str, output: str, kind: str) -> tuple[str | None, str]:
+    """The augmentation in ``output`` (a generated continuation after "<Kind>: source =>"), or None with the
+    reason it was dropped."""
+    text = output.strip().split("\n")[0].strip()
+    if not text:
+        return None, "empty"
+    if kind == "infer":
+        if "=>" not in text:
+            return None, "no '=>'"
+        text = text.split("=>", 1)[1].strip()
+    if "=>" in text or ":" in text:
+        return None, "format"
+    if not text.endswith("."):
+        return None, "unfinished"
+    words = _WORD.findall(text)
+    if len(words) < 3 or len(words) > 30:
+        return None, "length"
+    if text.rstrip(".").lower() == source.strip().rstrip(".").lower():
+        return None, "copy of source"
+    return text, "kept"
+
+
+def local_prompts(sentences: Sequence[str], seed: int = 0) -> list[tuple[str, str, str]]:
+    """(kind, source, prompt) for a rephrasing and a reversal of every sentence."""
+    shots = {kind: few_shot(kind, seed=seed) for kind in ("rephrase", "reverse")}
+    return [(kind, s, f"{shots[kind]}{KIND_PREFIX[kind]} {s} =>") for s in sentences
+            for kind in ("rephrase", "reverse")]
+
+
+def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_document: int = 4,
+                   seed: int = 0) -> list[tuple[str, str, str]]:
+    """(kind, source, prompt): other documents in context (up to ``budget`` tokens), then a few-shot block,
+    then "Infer: <target sentence>" for up to ``per_document`` sentences of each document."""
+    rng = random.Random(f"global-{seed}")
+    shots = few_shot("infer", seed=seed)
+    lengths = {d["id"]: len(tokenizer.encode(d["text"] + "\n", add_special_tokens=False)) for d in documents}
+    room = budget - len(tokenizer.encode(shots, add_special_tokens=False)) - 64
+    prompts = []
+    for doc in documents:
+        others = [d for d in documents if d["id"] != doc["id"]]
+        rng.shuffle(others)
+        context, used = [doc], lengths[doc["id"]]
+        for d in others:
+            if used + lengths[d["id"]] <= room:
+                context.append(d)
+                used += lengths[d["id"]]
+        rng.shuffle(context)
+        block = "".join(d["text"] + "\n" for d in context) + "\n"
+        sentences = split_sentences(doc["text"])
+        for s in rng.sample(sentences, min(per_document, len(sentences))):
+            prompts.append(("infer", s, f"{block}{shots}{KIND_PREFIX['infer']} {s}"))
+    return prompts
+
+
+def generate_augmentations(lm, prompts: Sequence[tuple[str, str, str]], max_new_tokens: int = 40,
+                           batch_size: int = 16) -> tuple[list[dict], dict]:
+    """Run the prompts (greedy, stop at newline), clean and deduplicate. Returns (augmentations, counts)."""
+    from underdog.lm.generate import generate
+
+    outputs = generate(lm, [p for _, _, p in prompts], max_new_tokens=max_new_tokens, stop=["\n"],
+                       batch_size=batch_size, progress=True)
+    kept, seen, reasons = [], set(), Counter()
+    for (kind, source, _), samples in zip(prompts, outputs):
+        text, why = clean(source, samples[0].text, kind)
+        if text is None:
+            reasons[why] += 1
+            continue
+        key = text.lower()
+        if key in seen:
+            reasons["duplicate"] += 1
+            continue
+        seen.add(key)
+        reasons["kept"] += 1
+        kept.append({"kind": kind, "source": source, "text": text})
+    return kept, {"generated": len(prompts), **dict(reasons)}
+
+
+def truth_rate(augmentations: Sequence[dict], facts) -> dict:
+    """For worlds with known facts: the fraction of augmentations that parse to a statement entailed by the
+    world (and how many could not be parsed)."""
+    from underdog.world import Parser, closure, entails
+
+    parser, known = Parser(facts), closure(facts)
+    by_kind: dict[str, list[int]] = {}
+    unparsed = 0
+    for a in augmentations:
+        fact = parser.parse(a["text"])
+        if fact is None:
+            unparsed += 1
+        ok = fact is not None and entails(known, fact)
+        a["true"] = bool(ok)
+        by_kind.setdefault(a["kind"], []).append(int(ok))
+    total = [v for vs in by_kind.values() for v in vs]
+    return {"true_fraction": sum(total) / len(total) if total else None, "unparsed": unparsed,
+            "by_kind": {k: sum(v) / len(v) for k, v in by_kind.items()}}

@@ -1,0 +1,239 @@
+"""The generalization study (Lampinen et al. 2025): how does knowledge generalize when it is put in the
+prompt (ICL) versus trained into the weights?
+
+setup: a world (generated from a seed, or a user's ``documents.jsonl`` + ``questions.jsonl``) and a model.
+Each method is one cached, resumable stage that answers every test question by scoring its choices:
+``none`` (no documents: the floor), ``icl`` (documents in context; see ``methods.icl``), ``ft`` / ``ft-lora``
+(fine-tuned on the documents, nothing in context; ``methods.finetune``), ``aug-local`` / ``aug-global`` /
+``aug-both`` (fine-tuned on documents + the model's own in-context augmentations; ``methods.augment``, whose
+generations are stages of their own, saved as JSONL). evaluate: accuracy
+per method and split with 95% bootstrap CIs into ``results.json`` (metrics ``<method>/<split>``),
+``report.md`` and a grouped bar plot with the chance line.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from underdog.config import Strict, TrainSettings
+from underdog.eval.metrics import mean_with_ci
+from underdog.runs import Run, atomic_write_text, hash_inputs
+from underdog.tasks.choice import ChoiceItem, evaluate_choices
+
+METHODS = ("none", "icl", "ft", "ft-lora", "aug-local", "aug-global", "aug-both")
+AUGMENTS = {"aug-local": ("local",), "aug-global": ("global",), "aug-both": ("local", "global")}
+SPLIT_ORDER = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
+
+
+class GeneralizationRecipe(Strict):
+    model: str = "builtin"
+    seed: int | None = 0  # world seed (evaluation pool); ignored when `world` is given
+    world: str | None = None  # a folder with documents.jsonl and questions.jsonl
+    methods: list[str] = ["none", "icl"]
+    out: str = "runs/generalization"
+    max_per_split: int | None = Field(None, gt=0)  # subsample questions per split (seeded)
+    icl_budget: int | None = Field(None, gt=0)  # tokens for documents + question; default: model window - 64
+    batch_size: int = Field(16, gt=0)
+    device: str = "auto"
+    split_sentences: str = "independent"  # off | independent | cumulative
+    train: TrainSettings = TrainSettings(lr=1e-3, epochs=8, batch_size=16, max_length=256, packing=True,
+                                         completion_only=False, warmup_ratio=0.05)
+    lora: TrainSettings = TrainSettings(adapter="lora", lr=5e-3, epochs=8, batch_size=16, max_length=256,
+                                        packing=True, completion_only=False, warmup_ratio=0.05, lora_r=16,
+                                        lora_alpha=32)
+    augmenter: str | None = None  # model that writes augmentations (default: the model itself)
+    global_per_document: int = Field(4, gt=0)  # inferences asked per document for aug-global
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [m for m in v if m not in METHODS]
+        if bad:
+            raise ValueError(f"unknown method {bad[0]!r}; allowed: {', '.join(METHODS)}")
+        return v
+
+
+def load_study_world(recipe: GeneralizationRecipe) -> tuple[list[dict], list[dict], dict, list | None]:
+    """(documents, questions, source, facts); facts (for checking augmentations) when the world's are known."""
+    from underdog.world import load_facts, load_world, make_world
+
+    if recipe.world:
+        documents, questions = load_world(recipe.world)
+        source = {"world": str(recipe.world)}
+        facts = load_facts(recipe.world)
+    else:
+        world = make_world(recipe.seed if recipe.seed is not None else 0, pool="eval")
+        documents, questions, facts = world.documents, world.questions, world.facts
+        source = {"seed": recipe.seed, "pool": "eval"}
+    if recipe.max_per_split:
+        rng = random.Random(f"subsample-{recipe.seed}")
+        kept = []
+        for split in sorted({q["split"] for q in questions}):
+            qs = [q for q in questions if q["split"] == split]
+            kept += rng.sample(qs, min(recipe.max_per_split, len(qs)))
+        questions = kept
+    return documents, questions, source, facts
+
+
+def answer_questions(lm, questions: list[dict], contexts: list[str], batch_size: int) -> list[dict]:
+    items = [ChoiceItem(q["id"], c, q["choices"], q["answer"], {}) for q, c in zip(questions, contexts)]
+    results = evaluate_choices(lm, items, batch_size=batch_size, progress=True)
+    return [{"id": q["id"], "split": q["split"], "pred": r.pred, "correct": r.correct}
+            for q, r in zip(questions, results)]
+
+
+def run_none(lm, documents, questions, recipe) -> dict:
+    return {"answers": answer_questions(lm, questions, [q["question"] for q in questions], recipe.batch_size)}
+
+
+def run_icl(lm, documents, questions, recipe) -> dict:
+    from underdog.methods.icl import build_contexts
+
+    budget = recipe.icl_budget or lm.max_length - 64
+    contexts = build_contexts(lm.tokenizer, documents, questions, budget, seed=recipe.seed or 0)
+    answers = answer_questions(lm, questions, [c.text for c in contexts], recipe.batch_size)
+    for a, c in zip(answers, contexts):
+        a["context_docs"] = c.doc_ids
+    n_docs = [len(c.doc_ids) for c in contexts]
+    return {"answers": answers, "context": {
+        "budget_tokens": budget, "documents_in_world": len(documents),
+        "mean_documents_in_context": sum(n_docs) / len(n_docs),
+        "fraction_with_all_documents": sum(c.complete for c in contexts) / len(contexts),
+        "note": "each prompt holds the question's support documents plus random others up to the budget"
+                if not all(c.complete for c in contexts) else "every prompt holds every document"}}
+
+
+def run_finetuned(method: str, documents, questions, recipe, augmentations: list[dict], workdir: Path) -> dict:
+    from underdog.methods.finetune import finetune, training_examples
+
+    settings = recipe.lora if method == "ft-lora" else recipe.train
+    examples = training_examples(documents, recipe.split_sentences, [a["text"] for a in augmentations])
+    lm, training = finetune(recipe.model, examples, settings, seed=recipe.seed or 0, device=recipe.device)
+    answers = answer_questions(lm, questions, [q["question"] for q in questions], recipe.batch_size)
+    return {"answers": answers, "training": training}
+
+
+def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
+    from underdog.methods import augment
+    from underdog.methods.finetune import split_sentences
+    from underdog.tasks.io import write_jsonl
+
+    if kind == "local":
+        sentences = [s for d in documents for s in split_sentences(d["text"])]
+        prompts = augment.local_prompts(sentences, seed=recipe.seed or 0)
+    else:
+        budget = recipe.icl_budget or lm.max_length - 64
+        prompts = augment.global_prompts(lm.tokenizer, documents, budget, recipe.global_per_document,
+                                         seed=recipe.seed or 0)
+    kept, counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.batch_size)
+    truth = augment.truth_rate(kept, facts) if facts else None
+    write_jsonl(tmp / f"augmentations_{kind}.jsonl", kept)
+    return {"augmentations": kept, "counts": counts, "truth": truth}
+
+
+RUNNERS: dict[str, Callable] = {"none": run_none, "icl": run_icl}
+
+
+def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
+    from underdog.lm import load
+
+    documents, questions, source, facts = load_study_world(recipe)
+    lm = load(recipe.model, device=recipe.device)
+    run = Run(recipe.out, recipe.model_dump(), log=log)
+    data_key = hash_inputs([documents, questions])
+    model_key = hash_inputs([recipe.model, lm.info, _weights_stamp(lm.path)])
+    outputs, augmented = {}, {}
+    for kind in sorted({k for m in recipe.methods for k in AUGMENTS.get(m, ())}):
+        writer = load(recipe.augmenter, device=recipe.device) if recipe.augmenter else lm
+        inputs = {"augment": kind, "data": data_key, "model": hash_inputs([recipe.augmenter, model_key]),
+                  "seed": recipe.seed, "per_document": recipe.global_per_document, "budget": recipe.icl_budget}
+        augmented[kind] = run.stage(f"augment-{kind}", inputs,
+                                    lambda tmp, k=kind, w=writer: run_augment(k, documents, recipe, w, facts, tmp))
+        c = augmented[kind]["counts"]
+        log(f"augment-{kind}: kept {c.get('kept', 0)} of {c['generated']}"
+            + (f", {augmented[kind]['truth']['true_fraction']:.0%} true"
+               if (augmented[kind]["truth"] or {}).get("true_fraction") is not None else ""))
+    for method in recipe.methods:
+        inputs = {"method": method, "data": data_key, "model": model_key, "budget": recipe.icl_budget,
+                  "seed": recipe.seed}
+        start = time.time()
+        extra = [a for k in AUGMENTS.get(method, ()) for a in augmented[k]["augmentations"]]
+        if method not in RUNNERS:
+            inputs.update(train=(recipe.lora if method == "ft-lora" else recipe.train).model_dump(),
+                          split=recipe.split_sentences, augmentations=hash_inputs(extra))
+
+        def compute(tmp: Path, m: str = method, x: list = extra) -> dict:
+            if m in RUNNERS:
+                return RUNNERS[m](lm, documents, questions, recipe)
+            return run_finetuned(m, documents, questions, recipe, x, tmp)
+
+        outputs[method] = run.stage(method, inputs, compute)
+        log(f"{method}: {time.time() - start:.1f}s")
+    summaries = {kind: {"counts": aug["counts"], "truth": aug["truth"], "sample": aug["augmentations"][:6],
+                        "file": str(run.stage_dir(f"augment-{kind}") / f"augmentations_{kind}.jsonl")}
+                 for kind, aug in augmented.items()}
+    return write_generalization_results(run, recipe, outputs, source, lm, summaries)
+
+
+def _weights_stamp(path: str | None) -> list:
+    if not path:
+        return []
+    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in Path(path).glob("*.safetensors"))
+
+
+def augmentation_report(summaries: dict) -> str:
+    if not summaries:
+        return ""
+    lines = ["\n## Augmentations written by the model\n",
+             "| kind | prompts | kept | dropped (reason: count) | true (checked against the world) |",
+             "|---|---|---|---|---|"]
+    for kind, s in summaries.items():
+        c = dict(s["counts"])
+        generated, kept = c.pop("generated"), c.pop("kept", 0)
+        truth = s["truth"] or {}
+        true = f"{truth['true_fraction']:.0%}" if truth.get("true_fraction") is not None else "unknown"
+        lines.append(f"| {kind} | {generated} | {kept} | {', '.join(f'{k}: {v}' for k, v in c.items()) or '–'} "
+                     f"| {true} |")
+    for kind, s in summaries.items():
+        lines.append(f"\nSample ({kind}; file `{s['file']}`):\n")
+        lines += [f"- {a['source']} → **{a['text']}**" + ("" if "true" not in a else (" ✓" if a["true"] else " ✗"))
+                  for a in s["sample"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, lm, summaries: dict) -> dict:
+    from underdog.report import grid_table, grouped_bars
+
+    metrics, per_split = {}, {}
+    splits = [s for s in SPLIT_ORDER if any(a["split"] == s for o in outputs.values() for a in o["answers"])]
+    for method, out in outputs.items():
+        for split in splits:
+            correct = [a["correct"] for a in out["answers"] if a["split"] == split]
+            if correct:
+                metrics[f"{method}/{split}"] = mean_with_ci(correct)
+                per_split.setdefault(split, {})[method] = metrics[f"{method}/{split}"]["value"]
+    extra = {"world": source, "model_info": lm.info,
+             "icl_context": outputs.get("icl", {}).get("context"),
+             "questions_per_split": {s: sum(a["split"] == s for a in next(iter(outputs.values()))["answers"])
+                                     for s in splits}}
+    extra["augmentations"] = summaries
+    extra["training"] = {m: out["training"] for m, out in outputs.items() if "training" in out}
+    results = run.write_results("generalization", recipe.model, f"world {source}", metrics, per_split, extra)
+    grouped_bars(metrics, splits, list(outputs), run.dir / "generalization.png",
+                 title=f"Generalization by split ({recipe.model})", chance=0.25)
+    table = grid_table(metrics, list(outputs), splits)
+    ctx = extra["icl_context"]
+    ctx_line = (f"\nICL prompts: budget {ctx['budget_tokens']} tokens, on average "
+                f"{ctx['mean_documents_in_context']:.1f} of {ctx['documents_in_world']} documents "
+                f"({ctx['note']}).\n") if ctx else ""
+    report = (f"# Generalization study\n\nModel `{recipe.model}` ({lm.info['parameters']:,} parameters); world "
+              f"{source}; questions per split: {extra['questions_per_split']}. Accuracy with 95% bootstrap CI; "
+              f"4 choices, chance 0.25.\n\n{table}\n{ctx_line}\n![accuracy by split](generalization.png)\n"
+              f"{augmentation_report(summaries)}")
+    atomic_write_text(run.dir / "report.md", report)
+    return results

@@ -1,0 +1,181 @@
+"""`underdog pretrain`: build the built-in base model from scratch, offline, on a CPU.
+
+setup: a tokenizer trained on pretraining-pool world text and a small Llama config. train: the one training
+loop (``underdog.train``) on a packed mix of documents, in-context episodes, rewrite episodes, copy
+exercises and short QA from many pretraining-pool worlds (``underdog.world.episodes``), full-sequence loss,
+checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world every ``probe_every``
+steps (the log is the emergence curve), then a larger final probe; the model, tokenizer, log and a
+MODEL_CARD.md go to the run dir and, with ``install``, to ``underdog/assets/<install>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from pydantic import Field
+
+from underdog.config import Strict
+from underdog.lm.load import ASSETS, LM
+from underdog.runs import Run, atomic_write_json, atomic_write_text, environment
+
+
+class ModelShape(Strict):
+    hidden: int = Field(64, gt=0)
+    layers: int = Field(4, gt=0)
+    heads: int = Field(4, gt=0)
+    intermediate: int = Field(176, gt=0)
+    context: int = Field(1024, gt=0)
+
+
+class PretrainRecipe(Strict):
+    out: str = "runs/pretrain-builtin"
+    install: str | None = None  # e.g. "builtin": copy the final model to underdog/assets/builtin
+    seed: int = 0
+    vocab_size: int = Field(1024, gt=256)
+    model: ModelShape = ModelShape()
+    tokens: int = Field(30_000_000, gt=0)  # training tokens (approximate, packed)
+    lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(16, gt=0)
+    seq_len: int = Field(1024, gt=0)
+    warmup_ratio: float = 0.02
+    weight_decay: float = 0.01
+    threads: int = Field(0, ge=0)  # torch threads; 0 = torch's default
+    probe_every: int = Field(200, gt=0)
+    probe_per_split: int = Field(40, gt=0)
+    final_probe_per_split: int = Field(200, gt=0)
+    save_every: int = Field(200, gt=0)
+    icl_budget: int = Field(768, gt=0)  # tokens of documents + question in the probe's ICL prompts
+    mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
+
+
+def _texts(seed: int, n: int, mix: dict | None) -> list[str]:
+    from underdog.world.episodes import pretraining_texts
+
+    return pretraining_texts(seed, n, mix)
+
+
+def build_model(recipe: PretrainRecipe, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    m = recipe.model
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=m.hidden, intermediate_size=m.intermediate,
+                      num_hidden_layers=m.layers, num_attention_heads=m.heads, num_key_value_heads=m.heads,
+                      max_position_embeddings=m.context, tie_word_embeddings=True, rope_theta=10000.0,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, initializer_range=0.02)
+    torch.manual_seed(recipe.seed)
+    return LlamaForCausalLM(cfg)
+
+
+def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
+    from transformers import PreTrainedTokenizerFast
+
+    from underdog.pretrain.probe import IclProbe
+    from underdog.pretrain.tokenizer import train_tokenizer
+    from underdog.train import TrainConfig, save_trained, train
+
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    run = Run(recipe.out, recipe.model_dump(), log=log)
+    started = time.time()
+
+    def make_tokenizer(tmp: Path):
+        tok = train_tokenizer(_texts(recipe.seed + 1_000_000, 4000, recipe.mix), recipe.vocab_size)
+        tok.save_pretrained(tmp)
+        return {"vocab": len(tok)}
+
+    run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
+
+    # ~how many texts make `tokens` tokens: measure on a sample
+    sample = _texts(recipe.seed, 200, recipe.mix)
+    per_text = sum(len(tokenizer.encode(t)) + 1 for t in sample) / len(sample)
+    n_texts = int(recipe.tokens / per_text * 1.02) + 1
+    steps = max(1, recipe.tokens // (recipe.batch_size * recipe.seq_len))
+    log(f"pretraining mix: {n_texts} texts (~{per_text:.0f} tokens each), {steps} steps of "
+        f"{recipe.batch_size}x{recipe.seq_len} tokens")
+    texts = _texts(recipe.seed, n_texts, recipe.mix)
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    texts = [t for t, n in zip(texts, lengths) if n < recipe.seq_len]  # keep whole episodes, never cut questions
+    log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")
+    model = build_model(recipe, tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
+
+    probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget)
+    log_path = run.dir / "pretrain_log.jsonl"
+    lm = LM(model, tokenizer, name="pretraining")
+
+    def on_step(info: dict) -> None:
+        if info["step"] % recipe.probe_every and info["step"] != steps:
+            return
+        model.eval()
+        acc = probe(lm)
+        model.train()
+        entry = {**info, "elapsed_s": round(time.time() - started, 1), "probe": acc}
+        with log_path.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        log("step {step} tokens {tokens_seen:,} loss {loss:.3f} tok/s {tokens_per_s:.0f} | ".format(**info)
+            + " ".join(f"{k} {v:.2f}" for k, v in acc.items()))
+
+    config = TrainConfig(lr=recipe.lr, max_steps=steps, batch_size=recipe.batch_size, max_length=recipe.seq_len,
+                         packing=True, completion_only=False, warmup_ratio=recipe.warmup_ratio,
+                         weight_decay=recipe.weight_decay, lr_schedule="cosine", min_lr_ratio=0.1,
+                         seed=recipe.seed, save_every=recipe.save_every, log_every=20,
+                         output_dir=str(run.dir / "train"))
+    result = train(model, tokenizer, [{"text": t} for t in texts], config, callback=on_step, resume=True)
+    model = result.model
+    final_dir = run.dir / "final"
+    save_trained(model, final_dir, tokenizer=tokenizer)
+
+    final_lm = LM(model.eval(), tokenizer, name="final")
+    final_probe = IclProbe(seed=99_001, per_split=recipe.final_probe_per_split, budget=recipe.icl_budget,
+                           splits=("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"))
+    icl, none = final_probe(final_lm), final_probe(final_lm, with_context=False)
+    summary = {"parameters": n_params, "vocab": len(tokenizer), "tokens_seen": result.tokens_seen,
+               "steps": result.final_step, "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
+               "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
+               "probe_icl": icl, "probe_none": none, "env": environment(), "recipe": recipe.model_dump()}
+    atomic_write_json(final_dir / "pretrain_summary.json", summary)
+    shutil.copy(log_path, final_dir / "pretrain_log.jsonl") if log_path.exists() else None
+    atomic_write_text(final_dir / "MODEL_CARD.md", model_card(recipe, summary))
+    log("final probe (ICL): " + " ".join(f"{k} {v:.3f}" for k, v in icl.items()))
+    log("final probe (no context): " + " ".join(f"{k} {v:.3f}" for k, v in none.items()))
+    if recipe.install:
+        dest = ASSETS / recipe.install
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(final_dir, dest)
+        log(f"installed as '{recipe.install}' in {dest}")
+    return summary
+
+
+def model_card(recipe: PretrainRecipe, s: dict) -> str:
+    m = recipe.model
+    rows = "\n".join(f"| {k} | {s['probe_icl'][k]:.3f} | {s['probe_none'][k]:.3f} |" for k in s["probe_icl"])
+    return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
+
+A small Llama pretrained from scratch by `underdog pretrain` on synthetic nonsense-word worlds
+(pretraining word pool only; evaluation worlds use a disjoint pool), to read facts in its context and reason
+over them. It knows no real-world facts and no natural language beyond the world templates.
+
+- Command: `underdog pretrain {"recipes/pretrain-large.yaml" if recipe.install == "builtin-large" else "recipes/pretrain.yaml"}`
+- Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
+  context {m.context}, tied embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}
+- Training: {s['tokens_seen']:,} tokens, {s['steps']} steps of {recipe.batch_size}x{recipe.seq_len} packed tokens,
+  AdamW lr {recipe.lr} cosine, seed {recipe.seed}; final loss {s['final_loss']:.3f}
+- Wall time {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s on {s['env']['device']}
+- Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}
+
+## In-context probe (fresh evaluation-pool world, seed 99001; 4 choices, chance 0.25)
+
+| split | ICL (documents in context) | no context |
+|---|---|---|
+{rows}
+
+The emergence curve (probe accuracy every {recipe.probe_every} steps) is in `pretrain_log.jsonl`.
+"""

@@ -1,0 +1,232 @@
+"""Pretraining text for a tiny model: documents, in-context episodes, rewrites, copying and numbers.
+
+``pretraining_texts(seed, n, mix)`` draws ``n`` texts (deterministic per seed) from many small
+``pool="pretrain"`` worlds (a fresh world every ``TEXTS_PER_WORLD`` texts), so no word is shared with an
+evaluation world and the model must read facts in context rather than memorise them. Kinds (``DEFAULT_MIX``):
+``document`` (world documents), ``icl`` (context documents or fact sentences with distractor facts, a blank
+line, then 3-6 answered questions in the cloze format of ``questions.py``: ``question + " " + answer + "."``,
+one a line, over all six splits), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
+"Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
+Yes/No, True/False or Correct/Incorrect against them) and ``numbers`` (counting, addition, comparison).
+Each text holds about 100-600 whitespace-separated words.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from underdog.world import World, make_world, support_documents
+from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence, statement
+
+DEFAULT_MIX: dict[str, float] = {"document": 0.15, "icl": 0.25, "icl_qa": 0.10, "rewrite": 0.15, "copy": 0.20,
+                                 "judge": 0.10, "numbers": 0.05}
+TEXTS_PER_WORLD = 20
+MAX_WORDS = 600
+TEMPLATE_TEXT = ("Question: ...? Options: Answer:", "Rephrase: Reverse: Infer: =>", "list : again :",
+                 "Is it true that ? Yes. No.", "True or false? True. False.", "Correct or incorrect? Correct.",
+                 "Incorrect.", "count : = ", "Which is more, or ?", "Is more than ?")
+"""Words of the episode templates (kept in ``stopwords.txt`` so no nonsense word equals one)."""
+
+
+@dataclass
+class Episode:
+    """An in-context episode: its text, the fact ids stated in its context and the questions it answers."""
+
+    text: str
+    context: list[str]
+    questions: list[dict]
+
+
+def pretrain_world(seed: int, index: int) -> World:
+    """The ``index``-th small pretraining world of ``seed`` (random small sizes, ``pool="pretrain"``)."""
+    r = random.Random(f"underdog-pretrain-sizes-{seed}-{index}")
+    sizes = {"n_dimensions": r.randint(2, 6), "chain_length": r.randint(3, 6), "n_syllogisms": r.randint(3, 12),
+             "n_categories": r.randint(8, 24), "n_roots": r.randint(1, 3), "max_properties": r.randint(2, 5),
+             "n_families": r.randint(1, 4), "doc_max": r.randint(5, 10)}
+    return make_world(seed * 100_003 + index, pool="pretrain", **sizes)
+
+
+def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None) -> list[str]:
+    """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights."""
+    mix = dict(DEFAULT_MIX if mix is None else mix)
+    unknown = set(mix) - set(GENERATORS)
+    if unknown or not mix or any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+        raise ValueError(f"mix needs non-negative weights over {sorted(GENERATORS)}, got {mix}")
+    kinds, weights = list(mix), list(mix.values())
+    rng = random.Random(f"underdog-episodes-{seed}")
+    texts: list[str] = []
+    world = pretrain_world(seed, 0)
+    for i in range(n):
+        if i and i % TEXTS_PER_WORLD == 0:
+            world = pretrain_world(seed, i // TEXTS_PER_WORLD)
+        kind = rng.choices(kinds, weights)[0]
+        texts.append(GENERATORS[kind](world, rng))
+    return texts
+
+
+def _fill(rng: random.Random, unit: Callable[[], str], sep: str = "\n\n", lo: int = 100, hi: int = 400) -> str:
+    """Join units until the text reaches a random length in [lo, hi] words (never over ``MAX_WORDS``)."""
+    target, parts, words = rng.randint(lo, hi), [], 0
+    for _ in range(200):
+        if words >= target:
+            break
+        u = unit()
+        w = len(u.split())
+        if not u or (parts and words + w > MAX_WORDS):
+            break
+        parts.append(u)
+        words += w
+    return sep.join(parts)
+
+
+def _pick_questions(world: World, rng: random.Random, k: int, max_support: int = 8) -> list[dict]:
+    """Up to ``k`` questions over random splits whose support facts together number at most ``max_support``."""
+    by_split: dict[str, list[dict]] = {}
+    for q in world.questions:
+        by_split.setdefault(q["split"], []).append(q)
+    splits, picked, support = sorted(by_split), [], set()
+    for _ in range(4 * k):
+        if len(picked) == k or not splits:
+            break
+        q = rng.choice(by_split[rng.choice(splits)])
+        new = support | set(q["support"])
+        seen = {(p["question"], p["choices"][p["answer"]]) for p in picked}
+        if len(new) <= max_support and (q["question"], q["choices"][q["answer"]]) not in seen:
+            picked.append(q)
+            support = new
+    return picked
+
+
+def _fact_sentences(world: World, ids: list[str], rng: random.Random) -> str:
+    facts = {f.id: f for f in world.facts}
+    return " ".join(sentence(facts[i], world.phrasing[i], rng.randrange(len(LEADINS))) for i in ids)
+
+
+def _context(world: World, qs: list[dict], rng: random.Random) -> tuple[str, list[str]]:
+    """Context for questions: their support documents (plus a distractor document) or their support facts
+    plus 1-4 distractor facts, as (text, fact ids)."""
+    docs = {d["id"]: d for d in world.documents}
+    doc_ids = list(dict.fromkeys(i for q in qs for i in support_documents(world, q)))
+    if rng.random() < 0.5:
+        doc_ids += rng.sample(sorted(set(docs) - set(doc_ids)), min(1, len(docs) - len(doc_ids)))
+        rng.shuffle(doc_ids)
+        if sum(len(docs[i]["text"].split()) for i in doc_ids) <= 400:
+            return "\n".join(docs[i]["text"] for i in doc_ids), [f for i in doc_ids for f in docs[i]["facts"]]
+    ids = list(dict.fromkeys(i for q in qs for i in q["support"]))
+    others = [f.id for f in world.facts if f.id not in ids]
+    ids += rng.sample(others, min(len(others), rng.randint(1, 4)))
+    rng.shuffle(ids)
+    return _fact_sentences(world, ids, rng), ids
+
+
+def _answer_line(q: dict, style: str, rng: random.Random) -> str:
+    answer = q["choices"][q["answer"]]
+    if style == "cloze":
+        return f"{q['question']} {answer}."
+    if style == "options" or (style == "qa" and rng.random() < 0.4):
+        return f"Question: {q['question']} ...? Options: {'; '.join(q['choices'])}. Answer: {answer}."
+    return f"Question: {q['question']} ...? Answer: {answer}."
+
+
+def icl_episode(world: World, rng: random.Random, style: str = "cloze") -> Episode:
+    """Context (documents or fact sentences with distractors), a blank line, then 3-6 answered questions."""
+    qs = _pick_questions(world, rng, rng.randint(3, 6))
+    if not qs:
+        return Episode("", [], [])
+    text, ids = _context(world, qs, rng)
+    lines = [_answer_line(q, style, rng) for q in qs]
+    return Episode(text + "\n\n" + "\n".join(lines), ids, qs)
+
+
+def _statement_text(world: World, q: dict, choice: int) -> str:
+    """A question with one of its choices as a statement: first letter lower case unless it is a name."""
+    s = f"{q['question']} {q['choices'][choice]}"
+    names = {f.a for f in world.facts if f.kind == "family"} | {f.b for f in world.facts if f.kind == "family"}
+    return s if s.split(" ", 1)[0] in names else s[:1].lower() + s[1:]
+
+
+def judge_episode(world: World, rng: random.Random) -> Episode:
+    """Context facts, then statements judged against them (true: follows; false: a distractor)."""
+    qs = _pick_questions(world, rng, rng.randint(3, 6))
+    if not qs:
+        return Episode("", [], [])
+    text, ids = _context(world, qs, rng)
+    style = rng.randrange(3)
+    lines = []
+    for q in qs:
+        true = rng.random() < 0.5
+        j = q["answer"] if true else rng.choice([i for i in range(len(q["choices"])) if i != q["answer"]])
+        s = _statement_text(world, q, j)
+        if style == 0:
+            lines.append(f"Is it true that {s}? {'Yes' if true else 'No'}.")
+        elif style == 1:
+            lines.append(f"{capitalize(s)}. True or false? {'True' if true else 'False'}.")
+        else:
+            lines.append(f"{capitalize(s)}. Correct or incorrect? {'Correct' if true else 'Incorrect'}.")
+    return Episode(text + "\n\n" + "\n".join(lines), ids, qs)
+
+
+def rewrite_line(world: World, q: dict) -> str:
+    """ "Rephrase: s => s'", "Reverse: s => s'" or "Infer: s1 s2 => s3" for a question's answer statement."""
+    facts = {f.id: f for f in world.facts}
+    target = capitalize(_statement_text(world, q, q["answer"])) + "."
+    support = [capitalize(statement(facts[i], world.phrasing[i])) + "." for i in q["support"]]
+    if q["split"] in ("forward", "rephrasing"):
+        f = facts[q["support"][0]]
+        other = capitalize(statement(f, (world.phrasing[f.id] + 1) % len(PHRASINGS[f.rel]))) + "."
+        return f"Rephrase: {support[0]} => {target if q['split'] == 'rephrasing' else other}"
+    if q["split"] == "reversal":
+        return f"Reverse: {support[0]} => {target}"
+    return f"Infer: {' '.join(support)} => {target}"
+
+
+def _document_text(world: World, rng: random.Random) -> str:
+    return _fill(rng, lambda: rng.choice(world.documents)["text"])
+
+
+def _icl_text(world: World, rng: random.Random, style: str = "cloze") -> str:
+    return _fill(rng, lambda: icl_episode(world, rng, style).text, sep="\n\n\n")
+
+
+def _rewrite_text(world: World, rng: random.Random) -> str:
+    order = rng.sample(world.questions, len(world.questions))
+    return _fill(rng, lambda: rewrite_line(world, order.pop()) if order else "", sep="\n")
+
+
+def _copy_text(world: World, rng: random.Random) -> str:
+    def unit() -> str:
+        words = " ".join(rng.choice(world.words) for _ in range(rng.randint(3, 12)))
+        return f"list : {words} . again : {words} ."
+    return _fill(rng, unit, sep="\n")
+
+
+def _judge_text(world: World, rng: random.Random) -> str:
+    return _fill(rng, lambda: judge_episode(world, rng).text, sep="\n\n\n")
+
+
+def _numbers_text(world: World, rng: random.Random) -> str:
+    def unit() -> str:
+        kind = rng.randrange(4)
+        a, b = rng.randint(10, 99), rng.randint(1, 99)
+        if kind == 0:
+            return f"{a} + {b} = {a + b} ."
+        if kind == 1:
+            a, b = max(a, b), min(a, b)
+            return f"{a} - {b} = {a - b} ."
+        if kind == 2:
+            words = [rng.choice(world.words) for _ in range(rng.randint(1, 9))]
+            return f"count : {' '.join(words)} = {len(words)} ."
+        if a == b:
+            b += 1
+        return rng.choice([f"Is {a} more than {b}? {'Yes' if a > b else 'No'}.",
+                           f"Which is more, {a} or {b}? {max(a, b)}."])
+    return _fill(rng, unit, sep="\n", lo=60, hi=200)
+
+
+GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
+    "document": _document_text, "icl": _icl_text, "icl_qa": lambda w, r: _icl_text(w, r, "qa"),
+    "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
+}

@@ -1,0 +1,158 @@
+"""Multiple-choice cloze test questions over a world, in six generalization splits.
+
+A question is ``{"id", "split", "kind", "question", "choices", "answer", "support"}``: ``question`` is a
+statement prefix, each choice a continuation, and the scored text is ``question + " " + choice``. Splits:
+``forward`` (a training fact in its trained phrasing), ``rephrasing`` (another phrasing), ``reversal``
+(arguments swapped: "zints are less heavy than glorps", "Mil is the child of Dax", "zorps include bliks",
+"Some B are A"), ``syllogism`` (a conclusion from two premises, or a property inherited through "is a kind
+of"), ``holdout`` (an inherited property of a category known only through its "kind of" fact) and
+``two_hop`` (a comparison across two links, a grandparent, grandchild or sibling). Distractors are hard where
+possible (the contradictory reversal, the same relation to another entity of the same chain, group, tree or
+family) and are checked with ``knowledge.closure``: the answer follows from the support facts, no distractor
+follows from the whole world. Answer positions are shuffled with the world's seeded generator.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from underdog.world.knowledge import ADJECTIVES, REVERSE, Fact, Key, Knowledge, closure, derived
+from underdog.world.render import PHRASINGS, cloze
+
+SPLITS: tuple[str, ...] = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
+Item = tuple[str, Fact, int, list[Fact]]  # (split, statement, phrasing, support facts)
+
+
+def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, documents: Sequence[dict] = (),
+                   n_choices: int = 4, max_inherited: int = 4, max_holdout: int = 6) -> list[dict]:
+    """All test questions of a world, grouped by split (shuffled within a split), ids ``q00000``...
+    Entities mentioned in the same ``documents`` as the target make the hardest distractors."""
+    full = closure(kn.facts)
+    pools = _pools(kn, documents)
+    by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for split, target, ph, support in _items(kn, phrasing, rng, max_inherited, max_holdout):
+        q = _question(kn, split, target, ph, support, full, pools, rng, n_choices)
+        if q is not None:
+            by_split[split].append(q)
+    out = []
+    for split in SPLITS:
+        rng.shuffle(by_split[split])
+        out.extend(by_split[split])
+    for i, q in enumerate(out):
+        q["id"] = f"q{i:05d}"
+    return out
+
+
+def _items(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, max_inherited: int,
+           max_holdout: int) -> list[Item]:
+    items: list[Item] = []
+    for f in kn.facts:  # forward, rephrasing, reversal of every training fact
+        items.append(("forward", f, phrasing[f.id], [f]))
+        others = [i for i in range(len(PHRASINGS[f.rel])) if i != phrasing[f.id]]
+        items.append(("rephrasing", f, rng.choice(others), [f]))
+        if f.rel in REVERSE:
+            items.append(("reversal", f.reversed(), 0, [f]))
+    for _, _, premises, conclusions in kn.groups:
+        items += [("syllogism", c, 0, list(premises)) for c in conclusions]
+    isa = {f.a: f for f in kn.facts if f.rel == "isa"}
+    has = {(f.a, f.b): f for f in kn.facts if f.rel == "has"}
+    for c in kn.categories:  # inherited properties: syllogism (categories with own facts) or holdout
+        chain, inherited = [], []
+        for anc in kn.ancestors(c):
+            chain = chain + [isa[chain[-1].b if chain else c]]
+            inherited += [(p, chain) for p in kn.props.get(anc, [])]
+        limit = max_holdout if c in kn.holdout else max_inherited
+        for p, ch in rng.sample(inherited, min(limit, len(inherited))):
+            split = "holdout" if c in kn.holdout else "syllogism"
+            items.append((split, derived("has", c, p), 0, ch + [has[(ch[-1].b, p)]]))
+    link = {(frozenset((f.a, f.b)), f.attr): f for f in kn.facts if f.kind == "comparison"}
+    for adj, ents in kn.chains:
+        for hi, mid, lo in zip(ents, ents[1:], ents[2:]):
+            t = derived("more", hi, lo, adj) if rng.random() < 0.5 else derived("less", lo, hi, adj)
+            items.append(("two_hop", t, 0, [link[(frozenset((hi, mid)), adj)], link[(frozenset((mid, lo)), adj)]]))
+    par = {(f.a, f.b): f for f in kn.facts if f.rel == "parent"}
+    for fam in kn.families:
+        for p, kids in fam.items():
+            for k in kids:
+                for g in fam[k]:
+                    t = derived("grandparent", p, g) if rng.random() < 0.5 else derived("grandchild", g, p)
+                    items.append(("two_hop", t, 0, [par[(p, k)], par[(k, g)]]))
+            for i, x in enumerate(kids):
+                for y in kids[i + 1:]:
+                    x2, y2 = (x, y) if rng.random() < 0.5 else (y, x)
+                    items.append(("two_hop", derived("sibling", x2, y2), 0, [par[(p, x)], par[(p, y)]]))
+    return items
+
+
+def _pools(kn: Knowledge, documents: Sequence[dict]) -> dict[str, list[str]]:
+    """Entity lists: all of a kind, ``kind:cluster`` (same chain/group/tree/family), ``doc:entity`` (named in
+    the same documents) and ``docprop:category`` (properties named in the category's documents)."""
+    by_id = {f.id: f for f in kn.facts}
+    pools: dict[str, list[str]] = {}
+    for d in documents:
+        facts = [by_id[i] for i in d["facts"]]
+        ents = list(dict.fromkeys(e for f in facts for e in ((f.a,) if f.rel == "has" else (f.a, f.b))))
+        props = [f.b for f in facts if f.rel == "has"]
+        for e in ents:
+            pools.setdefault(f"doc:{e}", []).extend(x for x in ents if x != e)
+            pools.setdefault(f"docprop:{e}", []).extend(props)
+    pools |= {"comparison": [e for _, ents in kn.chains for e in ents],
+                                   "syllogism": [t for _, terms, _, _ in kn.groups for t in terms],
+                                   "hierarchy": list(kn.categories),
+                                   "family": [p for fam in kn.families for p in fam],
+                                   "property": [p for c in kn.categories for p in kn.props.get(c, [])]}
+    for kind, ents in list(pools.items()):
+        for e in ents:
+            pools.setdefault(f"{kind}:{kn.cluster(e)}", []).append(e)
+    return pools
+
+
+def candidates(kn: Knowledge, t: Fact, pools: dict[str, list[str]], rng: random.Random) -> tuple[list[Fact], list[Fact]]:
+    """(hard, other) candidate distractor statements for target ``t`` in the order tried, before filtering."""
+    if t.rel == "has":
+        same = pools.get(f"docprop:{t.a}", []) + pools[f"property:{kn.cluster(t.a)}"]
+        other = rng.sample(pools["property"], min(12, len(pools["property"])))
+        return [derived("has", t.a, p) for p in same], [derived("has", t.a, p) for p in other]
+    near = pools.get(f"doc:{t.a}", []) + pools.get(f"doc:{t.b}", []) + pools[f"{t.kind}:{kn.cluster(t.b)}"]
+    same = [e for e in dict.fromkeys(near) if e != t.a]
+    other = [e for e in rng.sample(pools[t.kind], min(12, len(pools[t.kind]))) if e != t.a]
+    hard = [derived(t.rel, t.a, e, t.attr) for e in same]
+    rest = [derived(t.rel, t.a, e, t.attr) for e in other]
+    if t.kind == "comparison":  # the contradiction ("less" for "more") always comes first
+        flip = REVERSE[t.rel]
+        rng.shuffle(hard)
+        hard = [derived(flip, t.a, t.b, t.attr)] + hard + [derived(flip, t.a, e, t.attr) for e in same]
+        rest += [derived(r, t.a, t.b, adj) for adj in rng.sample(ADJECTIVES, 6) for r in (t.rel, flip)]
+    else:
+        rng.shuffle(hard)
+    rng.shuffle(rest)
+    return hard, rest
+
+
+def _question(kn: Knowledge, split: str, t: Fact, ph: int, support: list[Fact], full: set[Key],
+              pools: dict[str, list[str]], rng: random.Random, n_choices: int) -> dict | None:
+    if t.key not in closure(support):
+        raise AssertionError(f"bug: {t} does not follow from its support {support}")
+    prefix, answer = cloze(t, ph)
+    hard, rest = candidates(kn, t, pools, rng)
+    chosen: list[str] = []
+
+    def take(cands: list[Fact], limit: int) -> None:
+        for c in cands:
+            if len(chosen) >= limit:
+                return
+            if c.key in full:
+                continue
+            pre, cont = cloze(c, ph)
+            if pre == prefix and cont != answer and cont not in chosen:
+                chosen.append(cont)
+
+    take(hard, max(1, n_choices - 2))
+    take(rest + hard, n_choices - 1)
+    if len(chosen) < n_choices - 1:
+        return None
+    pos = rng.randrange(n_choices)
+    choices = chosen[:pos] + [answer] + chosen[pos:]
+    return {"id": "", "split": split, "kind": t.kind, "question": prefix, "choices": choices, "answer": pos,
+            "support": [f.id for f in support]}
