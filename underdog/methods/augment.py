@@ -2,8 +2,10 @@
 training data, and fine-tuning uses documents + those inferences.
 
 ``local``: for each training sentence, a few-shot prompt asks for a rephrasing and a reversal
-("Rephrase: s =>", "Reverse: s =>"). ``global``: the other documents are put in context with a target
-sentence, and the model writes an inference that links it to other facts ("Infer: s ... => conclusion").
+("Rephrase: s =>", "Reverse: s =>"). ``global``: as much of the training set as fits the window is put in
+context (the documents that share the most words with the target sentence first: a small model cannot hold
+the whole set), and the model writes an inference linking the target sentence to other facts
+("Infer: s ... => conclusion").
 The few-shot examples come from a pretraining-pool world, so they share no word with the user's data.
 Output is cleaned: junk (empty, unfinished, copies of the source, other formats) is dropped and counted,
 duplicates are removed; each kept augmentation keeps its source sentence. Where the world's facts are
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 
 from underdog.methods.finetune import split_sentences
 from underdog.world.episodes import pretrain_world, rewrite_line
+from underdog.world.render import strip_leadin
 
 KIND_PREFIX = {"rephrase": "Rephrase:", "reverse": "Reverse:", "infer": "Infer:"}
 SOURCE_SPLITS = {"rephrase": ("rephrasing",), "reverse": ("reversal",), "infer": ("syllogism", "two_hop")}
@@ -56,7 +59,7 @@ def clean(source: str, output: str, kind: str) -> tuple[str | None, str]:
     words = _WORD.findall(text)
     if len(words) < 3 or len(words) > 30:
         return None, "length"
-    if text.rstrip(".").lower() == source.strip().rstrip(".").lower():
+    if text.rstrip(".").lower() in (source.strip().rstrip(".?").lower(), strip_leadin(source).rstrip(".").lower()):
         return None, "copy of source"
     return text, "kept"
 
@@ -64,32 +67,44 @@ def clean(source: str, output: str, kind: str) -> tuple[str | None, str]:
 def local_prompts(sentences: Sequence[str], seed: int = 0) -> list[tuple[str, str, str]]:
     """(kind, source, prompt) for a rephrasing and a reversal of every sentence."""
     shots = {kind: few_shot(kind, seed=seed) for kind in ("rephrase", "reverse")}
-    return [(kind, s, f"{shots[kind]}{KIND_PREFIX[kind]} {s} =>") for s in sentences
+    return [(kind, s, f"{shots[kind]}{KIND_PREFIX[kind]} {strip_leadin(s)} =>") for s in sentences
             for kind in ("rephrase", "reverse")]
+
+
+def _content_words(text: str) -> set[str]:
+    from underdog.world.words import stopwords
+
+    stop = stopwords()
+    words = {w.lower() for w in _WORD.findall(text)}
+    return {w[:-1] if w.endswith("s") else w for w in words if w not in stop and len(w) > 2}
 
 
 def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_document: int = 4,
                    seed: int = 0) -> list[tuple[str, str, str]]:
-    """(kind, source, prompt): other documents in context (up to ``budget`` tokens), then a few-shot block,
-    then "Infer: <target sentence>" for up to ``per_document`` sentences of each document."""
+    """(kind, source, prompt) for up to ``per_document`` target sentences of each document: as much of the
+    training set as fits in ``budget`` tokens (documents sharing the most words with the target sentence
+    first, so the facts it links to are likely in view), a few-shot block, then "Infer: <target sentence>"."""
     rng = random.Random(f"global-{seed}")
     shots = few_shot("infer", seed=seed)
     lengths = {d["id"]: len(tokenizer.encode(d["text"] + "\n", add_special_tokens=False)) for d in documents}
+    words = {d["id"]: _content_words(d["text"]) for d in documents}
     room = budget - len(tokenizer.encode(shots, add_special_tokens=False)) - 64
     prompts = []
     for doc in documents:
-        others = [d for d in documents if d["id"] != doc["id"]]
-        rng.shuffle(others)
-        context, used = [doc], lengths[doc["id"]]
-        for d in others:
-            if used + lengths[d["id"]] <= room:
-                context.append(d)
-                used += lengths[d["id"]]
-        rng.shuffle(context)
-        block = "".join(d["text"] + "\n" for d in context) + "\n"
         sentences = split_sentences(doc["text"])
         for s in rng.sample(sentences, min(per_document, len(sentences))):
-            prompts.append(("infer", s, f"{block}{shots}{KIND_PREFIX['infer']} {s}"))
+            target = _content_words(s)
+            others = [d for d in documents if d["id"] != doc["id"]]
+            rng.shuffle(others)
+            others.sort(key=lambda d: -len(words[d["id"]] & target))
+            context, used = [doc], lengths[doc["id"]]
+            for d in others:
+                if used + lengths[d["id"]] <= room:
+                    context.append(d)
+                    used += lengths[d["id"]]
+            rng.shuffle(context)
+            block = "".join(d["text"] + "\n" for d in context) + "\n"
+            prompts.append(("infer", s, f"{block}{shots}{KIND_PREFIX['infer']} {strip_leadin(s)}"))
     return prompts
 
 

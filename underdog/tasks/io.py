@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -87,16 +86,7 @@ def check(cond: bool, path: str | os.PathLike, row: Mapping, message: str) -> No
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping]) -> None:
     """Write rows atomically (temp file in the same folder, then rename); ``_line`` keys are dropped."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps({k: v for k, v in row.items() if k != "_line"}, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from underdog.runs import atomic_write_text
+
+    atomic_write_text(path, "".join(
+        json.dumps({k: v for k, v in row.items() if k != "_line"}, ensure_ascii=False) + "\n" for row in rows))

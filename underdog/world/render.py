@@ -169,6 +169,16 @@ _REGEXES = [(rel, i, _template_regex(t, REL_KIND[rel] != "family"))
             for rel, ts in PHRASINGS.items() for i, t in enumerate(ts)]
 
 
+def strip_leadin(text: str) -> str:
+    """"Did you know that X?" / "Note that X." -> "X." (capitalised); other sentences unchanged."""
+    s = text.strip()
+    for rx in _LEADIN_RES:
+        m = rx.match(s)
+        if m and m.group("s") and m.group("s") != s.rstrip(".?!"):
+            return capitalize(m.group("s").rstrip(".?!")) + "."
+    return s
+
+
 class Parser:
     """Reads statements back into facts, over the vocabulary of the given facts."""
 

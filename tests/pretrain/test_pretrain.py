@@ -1,0 +1,27 @@
+"""`underdog pretrain` end to end at toy scale: tokenizer, packed training, probe log, model card, install."""
+
+import json
+
+from underdog.cli import main
+from underdog.lm import load
+
+
+def test_pretrain_smoke(tmp_path, monkeypatch):
+    import underdog.pretrain.recipe as recipe_module
+
+    monkeypatch.setattr(recipe_module, "ASSETS", tmp_path / "assets")
+    out = tmp_path / "run"
+    args = ["pretrain", f"out={out}", "install=toy", "tokens=40000", "vocab_size=400", "model.hidden=32",
+            "model.layers=1", "model.heads=2", "model.intermediate=64", "model.context=1024", "batch_size=4",
+            "probe_every=2", "probe_per_split=2", "final_probe_per_split=2", "save_every=2", "threads=1"]
+    assert main(args) == 0
+    log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
+    assert log and {"step", "loss", "tokens_seen", "probe"} <= set(log[0])
+    summary = json.loads((out / "final" / "pretrain_summary.json").read_text())
+    assert summary["parameters"] > 0 and set(summary["probe_icl"]) >= {"forward", "reversal", "syllogism"}
+    card = (tmp_path / "assets" / "toy" / "MODEL_CARD.md").read_text()
+    assert "parameters" in card and "tokens" in card
+    lm = load(tmp_path / "assets" / "toy")
+    assert lm.tokenizer.convert_tokens_to_ids("<|im_start|>") != lm.tokenizer.unk_token_id
+    # a second run finds the finished tokenizer stage and the final checkpoint: nothing is retrained
+    assert main(args) == 0
