@@ -81,6 +81,40 @@ def cmd_generalization(args: argparse.Namespace) -> int:
     return 0 if results else 1
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from underdog.config import load_config
+    from underdog.methods.explain import ExplainRecipe, run_explain
+
+    given = {"teacher": args.teacher, "student": args.student, "tasks": args.tasks, "seed": args.seed,
+             "out": args.out, "strategies_dir": args.strategies_dir, "select_by": args.select_by}
+    overrides = [f"{k}={v}" for k, v in given.items() if v is not None] + list(args.set)
+    recipe = load_config(ExplainRecipe, args.recipe, overrides)
+    results = run_explain(recipe)
+    print(Path(recipe.out, "report.md").read_text())
+    return 0 if results else 1
+
+
+def cmd_aspire(args: argparse.Namespace) -> int:
+    from underdog.config import load_config
+    from underdog.methods.aspire import AspireRecipe, run_aspire
+
+    given = {"model": args.model, "task": args.task, "seed": args.seed, "train": args.train, "dev": args.dev,
+             "test": args.test, "out": args.out, "compare_model": args.compare_model}
+    overrides = [f"{k}={v}" for k, v in given.items() if v is not None] + list(args.set)
+    recipe = load_config(AspireRecipe, args.recipe, overrides)
+    results = run_aspire(recipe)
+    print(Path(recipe.out, "report.md").read_text())
+    return 0 if results else 1
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from underdog.tasks.qa import convert
+
+    n = convert(args.format, args.input, args.output)
+    print(f"{n} questions -> {args.output}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from underdog.demo import run_demo
 
@@ -133,6 +167,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory")
     p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
     p.set_defaults(func=cmd_generalization)
+
+    p = sub.add_parser("aspire", help="ASPIRE selective prediction: learned self-evaluation vs baselines")
+    p.add_argument("--recipe", help="recipe YAML (optional; e.g. recipes/aspire.yaml)")
+    p.add_argument("--model", help="model directory or builtin")
+    p.add_argument("--task", choices=["world-qa"], help="built-in task (instead of --train/--test files)")
+    p.add_argument("--seed", type=int, help="world seed for --task world-qa, and the run's seed")
+    p.add_argument("--train", help='QA JSONL: {"id", "question", "answers": [...], "context"?}')
+    p.add_argument("--dev", help="QA JSONL for tuning alpha (optional)")
+    p.add_argument("--test", help="QA JSONL to evaluate on")
+    p.add_argument("--compare-model", dest="compare_model", help="second model, baselines only ('' for none)")
+    p.add_argument("--out", help="run directory")
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides, e.g. selfeval.epochs=6")
+    p.set_defaults(func=cmd_aspire)
+
+    p = sub.add_parser("data", help="data tools: convert SQuAD / TriviaQA / CoQA files to QA JSONL")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    c = data_sub.add_parser("convert", help="convert a local SQuAD v1.1 / TriviaQA rc / CoQA JSON file")
+    c.add_argument("--format", required=True, choices=["squad", "triviaqa", "coqa"])
+    c.add_argument("input", help="the source JSON file")
+    c.add_argument("output", help="the QA JSONL file to write")
+    c.set_defaults(func=cmd_data_convert)
+
+    p = sub.add_parser("explain", help="Orca 2 explanation tuning: teacher -> student, cautious reasoning")
+    p.add_argument("--recipe", help="recipe YAML (optional; e.g. recipes/explain.yaml)")
+    p.add_argument("--teacher", help="world | api | builtin | a local HF model directory")
+    p.add_argument("--student", help="model directory or builtin")
+    p.add_argument("--tasks", help="builtin, or a JSONL file of {id, prompt, answer, category?, split?}")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="run directory")
+    p.add_argument("--strategies-dir", dest="strategies_dir", help="folder of your own <name>.txt strategies")
+    p.add_argument("--select-by", dest="select_by", choices=["student", "teacher", "fixed"])
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides, e.g. api.model=gpt-4o")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -50,6 +50,7 @@ class PretrainRecipe(Strict):
     save_every: int = Field(200, gt=0)
     icl_budget: int = Field(768, gt=0)  # tokens of documents + question in the probe's ICL prompts
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
+    init_from: str | None = None  # continue from a finished model dir (same tokenizer), e.g. a longer schedule
 
 
 def _texts(seed: int, n: int, mix: dict | None) -> list[str]:
@@ -88,8 +89,11 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
         tok.save_pretrained(tmp)
         return {"vocab": len(tok)}
 
-    run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
+    if recipe.init_from:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(recipe.init_from)
+    else:
+        run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
 
     # ~how many texts make `tokens` tokens: measure on a sample
     sample = _texts(recipe.seed, 200, recipe.mix)
@@ -98,11 +102,20 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
     steps = max(1, recipe.tokens // (recipe.batch_size * recipe.seq_len))
     log(f"pretraining mix: {n_texts} texts (~{per_text:.0f} tokens each), {steps} steps of "
         f"{recipe.batch_size}x{recipe.seq_len} tokens")
-    texts = _texts(recipe.seed, n_texts, recipe.mix)
+    # a continued run draws fresh texts (another seed), so it never repeats the first run's data
+    texts = _texts(recipe.seed + (7919 if recipe.init_from else 0), n_texts, recipe.mix)
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     texts = [t for t, n in zip(texts, lengths) if n < recipe.seq_len]  # keep whole episodes, never cut questions
     log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")
     model = build_model(recipe, tokenizer)
+    if recipe.init_from:
+        from safetensors.torch import load_file
+
+        missing, unexpected = model.load_state_dict(load_file(Path(recipe.init_from) / "model.safetensors"),
+                                                    strict=False)
+        if unexpected or [k for k in missing if k != "lm_head.weight"]:
+            raise ValueError(f"init_from {recipe.init_from}: weights do not match the recipe's model shape")
+        log(f"continuing from {recipe.init_from}")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
 
@@ -142,7 +155,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
                "probe_icl": icl, "probe_none": none, "env": environment(), "recipe": recipe.model_dump()}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
     shutil.copy(log_path, final_dir / "pretrain_log.jsonl") if log_path.exists() else None
-    atomic_write_text(final_dir / "MODEL_CARD.md", model_card(recipe, summary))
+    write_model_card(final_dir, recipe)
     log("final probe (ICL): " + " ".join(f"{k} {v:.3f}" for k, v in icl.items()))
     log("final probe (no context): " + " ".join(f"{k} {v:.3f}" for k, v in none.items()))
     if recipe.install:
@@ -154,21 +167,41 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
     return summary
 
 
+def _history(recipe: PretrainRecipe) -> str:
+    """Stage-1 facts when this model continues an earlier run (read from that run's probe log)."""
+    if not recipe.init_from:
+        return ""
+    log_path = Path(recipe.init_from).parent / "pretrain_log.jsonl"
+    if not log_path.is_file():
+        return f"- Continued from `{recipe.init_from}`.\n"
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    last = entries[-1]
+    return (f"- Stage 1 (`underdog pretrain recipes/pretrain.yaml`, stopped at step {last['step']}): "
+            f"{last['tokens_seen']:,} tokens in {last['elapsed_s'] / 60:.0f} min (1 thread, shared CPU), loss "
+            f"{last['loss']:.2f}, ICL probe still at chance ({', '.join(f'{k} {v:.2f}' for k, v in last['probe'].items())}); "
+            f"its probe log is `pretrain_log_stage1.jsonl`.\n- Stage 2 (this recipe) continued from those weights "
+            f"with a mix dense in short fact-context episodes and copy exercises.\n")
+
+
 def model_card(recipe: PretrainRecipe, s: dict) -> str:
     m = recipe.model
     rows = "\n".join(f"| {k} | {s['probe_icl'][k]:.3f} | {s['probe_none'][k]:.3f} |" for k in s["probe_icl"])
+    command = {"builtin-large": "recipes/pretrain-large.yaml"}.get(recipe.install or "", "recipes/pretrain.yaml")
+    if recipe.init_from:
+        command = "recipes/pretrain.yaml` (stage 1), then `underdog pretrain recipes/pretrain-continue.yaml"
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
 
 A small Llama pretrained from scratch by `underdog pretrain` on synthetic nonsense-word worlds
 (pretraining word pool only; evaluation worlds use a disjoint pool), to read facts in its context and reason
 over them. It knows no real-world facts and no natural language beyond the world templates.
 
-- Command: `underdog pretrain {"recipes/pretrain-large.yaml" if recipe.install == "builtin-large" else "recipes/pretrain.yaml"}`
-- Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
+- Command: `underdog pretrain {command}`
+{_history(recipe)}- Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
   context {m.context}, tied embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}
-- Training: {s['tokens_seen']:,} tokens, {s['steps']} steps of {recipe.batch_size}x{recipe.seq_len} packed tokens,
+- Training{" (this stage)" if recipe.init_from else ""}: {s['tokens_seen']:,} tokens, {s['steps']} steps of {recipe.batch_size}x{recipe.seq_len} packed tokens,
   AdamW lr {recipe.lr} cosine, seed {recipe.seed}; final loss {s['final_loss']:.3f}
 - Wall time {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s on {s['env']['device']}
+- Mix: {recipe.mix}
 - Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}
 
 ## In-context probe (fresh evaluation-pool world, seed 99001; 4 choices, chance 0.25)
@@ -179,3 +212,12 @@ over them. It knows no real-world facts and no natural language beyond the world
 
 The emergence curve (probe accuracy every {recipe.probe_every} steps) is in `pretrain_log.jsonl`.
 """
+
+
+def write_model_card(final_dir: str | Path, recipe: PretrainRecipe) -> None:
+    """(Re)write MODEL_CARD.md in ``final_dir`` from its ``pretrain_summary.json``."""
+    final_dir = Path(final_dir)
+    summary = json.loads((final_dir / "pretrain_summary.json").read_text())
+    if recipe.init_from and (Path(recipe.init_from).parent / "pretrain_log.jsonl").is_file():
+        shutil.copy(Path(recipe.init_from).parent / "pretrain_log.jsonl", final_dir / "pretrain_log_stage1.jsonl")
+    atomic_write_text(final_dir / "MODEL_CARD.md", model_card(recipe, summary))

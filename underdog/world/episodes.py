@@ -5,7 +5,7 @@
 evaluation world and the model must read facts in context rather than memorise them. Kinds (``DEFAULT_MIX``):
 ``document`` (world documents), ``icl`` (context documents or fact sentences with distractor facts, a blank
 line, then 3-6 answered questions in the cloze format of ``questions.py``: ``question + " " + answer + "."``,
-one a line, over all six splits), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+one a line, over all six splits; ``icl_facts``: fact-sentence contexts only), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them) and ``numbers`` (counting, addition, comparison).
@@ -105,12 +105,12 @@ def _fact_sentences(world: World, ids: list[str], rng: random.Random) -> str:
     return " ".join(sentence(facts[i], world.phrasing[i], rng.randrange(len(LEADINS))) for i in ids)
 
 
-def _context(world: World, qs: list[dict], rng: random.Random) -> tuple[str, list[str]]:
-    """Context for questions: their support documents (plus a distractor document) or their support facts
-    plus 1-4 distractor facts, as (text, fact ids)."""
+def _context(world: World, qs: list[dict], rng: random.Random, p_documents: float = 0.5) -> tuple[str, list[str]]:
+    """Context for questions: their support documents (plus a distractor document) with probability
+    ``p_documents``, else their support facts plus 1-4 distractor facts, as (text, fact ids)."""
     docs = {d["id"]: d for d in world.documents}
     doc_ids = list(dict.fromkeys(i for q in qs for i in support_documents(world, q)))
-    if rng.random() < 0.5:
+    if rng.random() < p_documents:
         doc_ids += rng.sample(sorted(set(docs) - set(doc_ids)), min(1, len(docs) - len(doc_ids)))
         rng.shuffle(doc_ids)
         if sum(len(docs[i]["text"].split()) for i in doc_ids) <= 400:
@@ -131,12 +131,12 @@ def _answer_line(q: dict, style: str, rng: random.Random) -> str:
     return f"Question: {q['question']} ...? Answer: {answer}."
 
 
-def icl_episode(world: World, rng: random.Random, style: str = "cloze") -> Episode:
+def icl_episode(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5) -> Episode:
     """Context (documents or fact sentences with distractors), a blank line, then 3-6 answered questions."""
     qs = _pick_questions(world, rng, rng.randint(3, 6))
     if not qs:
         return Episode("", [], [])
-    text, ids = _context(world, qs, rng)
+    text, ids = _context(world, qs, rng, p_documents)
     lines = [_answer_line(q, style, rng) for q in qs]
     return Episode(text + "\n\n" + "\n".join(lines), ids, qs)
 
@@ -187,8 +187,8 @@ def _document_text(world: World, rng: random.Random) -> str:
     return _fill(rng, lambda: rng.choice(world.documents)["text"])
 
 
-def _icl_text(world: World, rng: random.Random, style: str = "cloze") -> str:
-    return _fill(rng, lambda: icl_episode(world, rng, style).text, sep="\n\n\n")
+def _icl_text(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5) -> str:
+    return _fill(rng, lambda: icl_episode(world, rng, style, p_documents).text, sep="\n\n\n")
 
 
 def _rewrite_text(world: World, rng: random.Random) -> str:
@@ -228,5 +228,6 @@ def _numbers_text(world: World, rng: random.Random) -> str:
 
 GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "document": _document_text, "icl": _icl_text, "icl_qa": lambda w, r: _icl_text(w, r, "qa"),
+    "icl_facts": lambda w, r: _icl_text(w, r, "cloze", p_documents=0.0),  # short contexts: dense ICL signal
     "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
 }
