@@ -18,6 +18,15 @@ def test_yaml_and_overrides(tmp_path):
     assert (cfg.model, cfg.train.lr, cfg.train.batch_size, cfg.train.packing) == ("m", 0.01, 4, True)
 
 
+def test_partial_section_keeps_the_sections_other_defaults():
+    class Tuned(Strict):
+        train: TrainSettings = TrainSettings(adapter="prompt", lr=0.03, batch_size=4)
+
+    cfg = build_config(Tuned, {}, ["train.epochs=5"])
+    assert (cfg.train.adapter, cfg.train.lr, cfg.train.batch_size, cfg.train.epochs) == ("prompt", 0.03, 4, 5)
+    assert build_config(Tuned, {}, ["train.lr=0.1"]).train.lr == 0.1
+
+
 def test_unknown_key_names_key_and_allowed(tmp_path):
     with pytest.raises(ConfigError) as err:
         build_config(Recipe, {}, ["train.lrr=1"])

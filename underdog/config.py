@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from underdog import UnderdogError
 
@@ -23,9 +23,21 @@ class ConfigError(UnderdogError):
 
 
 class Strict(BaseModel):
-    """Base for all config models: unknown keys are errors."""
+    """Base for all config models: unknown keys are errors, and a partial section (``train.lr=1e-4``) is
+    merged into that section's default instead of replacing it."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_section_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, info in cls.model_fields.items():
+            if isinstance(info.default, BaseModel) and isinstance(merged.get(name), dict):
+                merged[name] = {**info.default.model_dump(exclude_unset=True), **merged[name]}
+        return merged
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -14,16 +14,32 @@ from underdog.runs import Run, atomic_write_text
 
 
 def run_demo(out: str, model: str = "builtin", seed: int = 2026, quick: bool = False, log=print) -> dict:
+    from underdog.methods.aspire import AspireRecipe, run_aspire
+    from underdog.methods.explain import ExplainRecipe, run_explain
     from underdog.methods.generalization import GeneralizationRecipe, run_generalization
 
     out_dir = Path(out)
     run = Run(out_dir, {"model": model, "seed": seed, "quick": quick}, log=log)
     studies: dict[str, dict] = {}
     start = time.time()
-    log(f"[demo] generalization study: none vs icl on `{model}`, fresh world seed {seed}")
-    recipe = GeneralizationRecipe(model=model, seed=seed, methods=["none", "icl"],
-                                  out=str(out_dir / "generalization"), max_per_split=40 if quick else 200)
-    studies["generalization"] = run_generalization(recipe, log=log)
+    scale = 0.25 if quick else 1.0
+
+    log(f"[demo 1/3] generalization: none, icl, ft, aug-both on `{model}`, fresh world seed {seed}")
+    studies["generalization"] = run_generalization(GeneralizationRecipe(
+        model=model, seed=seed, methods=["none", "icl", "ft", "aug-both"], out=str(out_dir / "generalization"),
+        max_per_split=int(100 * scale), global_per_document=2), log=log)
+
+    log("[demo 2/3] ASPIRE selective prediction on world QA")
+    studies["aspire"] = run_aspire(AspireRecipe.model_validate({
+        "model": model, "task": "world-qa", "seed": seed, "out": str(out_dir / "aspire"),
+        "n_train": int(200 * scale), "n_dev": int(100 * scale), "n_test": int(300 * scale),
+        "compare_model": "builtin-large" if model == "builtin" else None}), log=log)
+
+    log("[demo 3/3] explanation tuning (Orca 2) with the programmatic world teacher")
+    studies["explain"] = run_explain(ExplainRecipe.model_validate({
+        "student": model, "teacher": "world", "seed": seed, "out": str(out_dir / "explain"),
+        "sizes": {"train": int(150 * scale), "dev": int(20 * scale) or 4, "test": int(50 * scale)}}), log=log)
+
     metrics = {f"{study}/{name}": m for study, res in studies.items() for name, m in res["metrics"].items()}
     results = run.write_results("demo", model, "built-in world studies", metrics,
                                 extra={"studies": {s: str(out_dir / s / "results.json") for s in studies},

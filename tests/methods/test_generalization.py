@@ -63,6 +63,7 @@ def test_malformed_augmentations_are_dropped_and_counted():
         " blicks include": (None, "unfinished"),
         " Zorps are a kind of blick.": (None, "copy of source"),
         " Rephrase: x => y.": (None, "format"),
+        " Zorps are a kind of zorp.": (None, "self-reference"),
     }
     for output, expected in cases.items():
         assert augment.clean(source, output, "reverse") == expected

@@ -151,7 +151,7 @@ def plot_accuracy_coverage(curves: Mapping[str, tuple[Sequence[float], Sequence[
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

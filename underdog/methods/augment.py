@@ -26,6 +26,9 @@ from underdog.world.render import strip_leadin
 KIND_PREFIX = {"rephrase": "Rephrase:", "reverse": "Reverse:", "infer": "Infer:"}
 SOURCE_SPLITS = {"rephrase": ("rephrasing",), "reverse": ("reversal",), "infer": ("syllogism", "two_hop")}
 _WORD = re.compile(r"[A-Za-z]+")
+_GLUE = {"the", "a", "an", "of", "is", "are", "than", "more", "less", "all", "some", "no", "every", "each", "any",
+         "kind", "type", "include", "child", "parent", "grandparent", "grandchild", "sibling", "named", "has",
+         "have", "and", "that", "there", "always", "never", "sometimes", "compared", "to", "with", "when", "one"}
 
 
 def few_shot(kind: str, k: int = 4, seed: int = 0) -> str:
@@ -59,6 +62,9 @@ def clean(source: str, output: str, kind: str) -> tuple[str | None, str]:
     words = _WORD.findall(text)
     if len(words) < 3 or len(words) > 30:
         return None, "length"
+    content = [w.lower().removesuffix("s") for w in words if w.lower() not in _GLUE]
+    if len(content) >= 2 and content[0] == content[-1]:
+        return None, "self-reference"  # "Tam is the child of Tam": a copying failure, never a fact
     if text.rstrip(".").lower() in (source.strip().rstrip(".?").lower(), strip_leadin(source).rstrip(".").lower()):
         return None, "copy of source"
     return text, "kept"

@@ -83,8 +83,8 @@ class ExplainRecipe(Strict):
     system_message: str = "You are a helpful assistant."  # the generic message the student trains under
     select_by: Literal["student", "teacher", "fixed"] = "student"
     fixed: dict[str, str] = {}  # category -> strategy, for select_by: fixed
-    trial_fraction: float = Field(1.0, gt=0, le=1)  # share of the train split used by the student trial
-    trial: TrainSettings = TrainSettings(lr=3e-3, epochs=4, batch_size=4, max_length=384, packing=True,
+    trial_fraction: float = Field(0.5, gt=0, le=1)  # share of the train split used by the student trial
+    trial: TrainSettings = TrainSettings(lr=3e-3, epochs=3, batch_size=4, max_length=384, packing=True,
                                          warmup_ratio=0.05)
     train: TrainSettings = TrainSettings(lr=3e-3, epochs=6, batch_size=4, max_length=384, packing=True,
                                          warmup_ratio=0.05)
@@ -386,7 +386,8 @@ def write_explain_results(run: Run, recipe: ExplainRecipe, items: list[dict], se
                           "teacher": next((r["text"] for r in taught["records"] if r["id"] == rec["id"]), None)}
     extra = {"selection": selection, "teacher_stats": taught.get("stats"), "training": trained, "samples": samples,
              "items_per_split": {s: sum(it["split"] == s for it in items) for s in ("train", "dev", "test")},
-             "wall_seconds": round(wall, 1), "stage_seconds": _stage_seconds(run)}
+             "wall_seconds": round(wall, 1), "stage_seconds": _stage_seconds(run),
+             "student_weights": _stamp(recipe.student)}
     compute = sum(extra["stage_seconds"].values())
     results = run.write_results("explain", recipe.student, f"reasoning tasks ({recipe.tasks}); teacher "
                                 f"{recipe.teacher}", metrics, per_split, extra)

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -30,6 +31,25 @@ AUGMENTS = {"aug-local": ("local",), "aug-global": ("global",), "aug-both": ("lo
 SPLIT_ORDER = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
 
 
+class FinetuneSettings(TrainSettings):
+    """Full fine-tuning on the documents: enough updates for a small model to memorise every sentence."""
+
+    lr: float = 3e-3
+    epochs: float = 40
+    batch_size: int = 8
+    max_length: int = 128
+    packing: bool = True
+    completion_only: bool = False
+    warmup_ratio: float = 0.05
+
+
+class LoraSettings(FinetuneSettings):
+    adapter: Literal["full", "lora", "prompt"] = "lora"
+    lr: float = 1e-2
+    lora_r: int = 16
+    lora_alpha: int = 32
+
+
 class GeneralizationRecipe(Strict):
     model: str = "builtin"
     seed: int | None = 0  # world seed (evaluation pool); ignored when `world` is given
@@ -41,11 +61,8 @@ class GeneralizationRecipe(Strict):
     batch_size: int = Field(16, gt=0)
     device: str = "auto"
     split_sentences: str = "independent"  # off | independent | cumulative
-    train: TrainSettings = TrainSettings(lr=1e-3, epochs=8, batch_size=16, max_length=256, packing=True,
-                                         completion_only=False, warmup_ratio=0.05)
-    lora: TrainSettings = TrainSettings(adapter="lora", lr=5e-3, epochs=8, batch_size=16, max_length=256,
-                                        packing=True, completion_only=False, warmup_ratio=0.05, lora_r=16,
-                                        lora_alpha=32)
+    train: FinetuneSettings = FinetuneSettings()
+    lora: LoraSettings = LoraSettings()
     augmenter: str | None = None  # model that writes augmentations (default: the model itself)
     global_per_document: int = Field(4, gt=0)  # inferences asked per document for aug-global
 

@@ -155,8 +155,7 @@ def property_items(world: World, rng: random.Random, inherited: bool, n_distract
         else:
             support = chain_isa if inherited else []
             recall = [sent(statement(f)) for f in (support if inherited else lineage_facts)]
-            names = ", ".join(f"{x}s" for x in (lineage if inherited else [c]))
-            steps = list(recall) + [f"No fact says that {names} {prop}."]
+            steps = list(recall) + ([f"None of them {prop}."] if inherited else [f"No fact says that {c}s {prop}."])
         out.append(_item("inherited" if inherited else "property", context,
                          _distractors(world, "hierarchy", rng, n_distractors), q_text, "Yes" if positive else "No",
                          recall, steps, (lineage if inherited else [c]) + [prop], support, rng,
