@@ -1,0 +1,68 @@
+"""Runs: stages are cached by input hash, written atomically, and a run killed with kill -9 resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from underdog.runs import Run
+
+SCRIPT = Path(__file__).resolve().parent.parent / "two_stage_run.py"
+
+
+def test_stage_skips_when_inputs_match_and_reruns_when_they_change(tmp_path):
+    calls = []
+    run = Run(tmp_path / "r", {"a": 1}, log=lambda m: None)
+    assert run.stage("s", {"x": 1}, lambda d: calls.append(1) or {"v": 1}) == {"v": 1}
+    again = Run(tmp_path / "r", {"a": 1}, log=lambda m: None)
+    assert again.stage("s", {"x": 1}, lambda d: calls.append(1) or {"v": 2}) == {"v": 1}
+    assert again.skipped == ["s"]
+    assert again.stage("s", {"x": 2}, lambda d: calls.append(1) or {"v": 3}) == {"v": 3}
+    assert len(calls) == 2
+
+
+def test_failed_stage_leaves_nothing(tmp_path):
+    run = Run(tmp_path / "r", {}, log=lambda m: None)
+
+    def boom(d):
+        (d / "partial.txt").write_text("half")
+        raise RuntimeError("boom")
+
+    try:
+        run.stage("s", {}, boom)
+    except RuntimeError:
+        pass
+    assert not run.stage_dir("s").exists()
+    assert not list((tmp_path / "r" / "stages").glob(".s.tmp-*"))
+
+
+def _run(model_dir, out, slow):
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(model_dir), str(out), str(slow)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_kill_9_resumes_without_recomputing(llama_dir, tmp_path):
+    reference = tmp_path / "reference"
+    assert _run(llama_dir, reference, 0).wait(timeout=120) == 0
+
+    out = tmp_path / "killed"
+    proc = _run(llama_dir, out, 30)
+    deadline = time.time() + 120
+    while not (out / "stage2.started").exists():
+        assert time.time() < deadline and proc.poll() is None, "stage 2 never started"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "stages" / "score" / "stage.json").exists()
+    assert not (out / "stages" / "summarise").exists()
+    assert not (out / "results.json").exists()
+
+    assert _run(llama_dir, out, 0).wait(timeout=120) == 0
+    assert (out / "computed.log").read_text().split() == ["stage1", "stage2", "stage2"]
+    ours = json.loads((out / "results.json").read_text())
+    ref = json.loads((reference / "results.json").read_text())
+    assert ours["metrics"] == ref["metrics"]
+    assert ours["timing"]["skipped_stages"] == ["score"]
