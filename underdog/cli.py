@@ -63,48 +63,41 @@ def cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generalization(args: argparse.Namespace) -> int:
+def _run_study(args: argparse.Namespace, recipe_class, runner, given: dict) -> int:
+    """Validate ``--recipe`` + the given flags + ``--set`` overrides into ``recipe_class``, run it, print the
+    report. Flags left unset (None) keep the recipe's values."""
     from underdog.config import load_config
-    from underdog.methods.generalization import GeneralizationRecipe, run_generalization
 
-    data = {k: v for k, v in {"model": args.model, "seed": args.seed, "world": args.world, "out": args.out,
-                              "max_per_split": args.max_per_split, "icl_budget": args.icl_budget}.items()
-            if v is not None}
-    if args.methods:
-        data["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
-    recipe = load_config(GeneralizationRecipe, args.recipe, [f"{k}={v}" for k, v in data.items()
-                                                            if k != "methods"] + args.set)
-    if "methods" in data:
-        recipe.methods = data["methods"]
-    results = run_generalization(recipe)
+    overrides = [f"{k}={v}" for k, v in given.items() if v is not None] + list(args.set)
+    recipe = load_config(recipe_class, args.recipe, overrides)
+    results = runner(recipe)
     print(Path(recipe.out, "report.md").read_text())
     return 0 if results else 1
+
+
+def cmd_generalization(args: argparse.Namespace) -> int:
+    from underdog.methods.generalization import GeneralizationRecipe, run_generalization
+
+    methods = f"[{args.methods}]" if args.methods else None  # a YAML list: "none,icl" -> ["none", "icl"]
+    return _run_study(args, GeneralizationRecipe, run_generalization, {
+        "model": args.model, "seed": args.seed, "world": args.world, "out": args.out, "methods": methods,
+        "max_per_split": args.max_per_split, "icl_budget": args.icl_budget})
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from underdog.config import load_config
     from underdog.methods.explain import ExplainRecipe, run_explain
 
-    given = {"teacher": args.teacher, "student": args.student, "tasks": args.tasks, "seed": args.seed,
-             "out": args.out, "strategies_dir": args.strategies_dir, "select_by": args.select_by}
-    overrides = [f"{k}={v}" for k, v in given.items() if v is not None] + list(args.set)
-    recipe = load_config(ExplainRecipe, args.recipe, overrides)
-    results = run_explain(recipe)
-    print(Path(recipe.out, "report.md").read_text())
-    return 0 if results else 1
+    return _run_study(args, ExplainRecipe, run_explain, {
+        "teacher": args.teacher, "student": args.student, "tasks": args.tasks, "seed": args.seed, "out": args.out,
+        "strategies_dir": args.strategies_dir, "select_by": args.select_by})
 
 
 def cmd_aspire(args: argparse.Namespace) -> int:
-    from underdog.config import load_config
     from underdog.methods.aspire import AspireRecipe, run_aspire
 
-    given = {"model": args.model, "task": args.task, "seed": args.seed, "train": args.train, "dev": args.dev,
-             "test": args.test, "out": args.out, "compare_model": args.compare_model}
-    overrides = [f"{k}={v}" for k, v in given.items() if v is not None] + list(args.set)
-    recipe = load_config(AspireRecipe, args.recipe, overrides)
-    results = run_aspire(recipe)
-    print(Path(recipe.out, "report.md").read_text())
-    return 0 if results else 1
+    return _run_study(args, AspireRecipe, run_aspire, {
+        "model": args.model, "task": args.task, "seed": args.seed, "train": args.train, "dev": args.dev,
+        "test": args.test, "out": args.out, "compare_model": args.compare_model})
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:
@@ -217,10 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
-
-
-def _path(p: str) -> Path:
-    return Path(p).expanduser()
 
 
 if __name__ == "__main__":

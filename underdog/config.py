@@ -43,6 +43,14 @@ class Strict(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+def check_known(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
+    """For list-valued settings: the values, or a ValueError naming the first unknown one and the allowed ones."""
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"unknown {what} {bad[0]!r}; allowed: {', '.join(allowed)}")
+    return list(values)
+
+
 class TrainSettings(Strict):
     """Training-loop settings shared by every method that fine-tunes (mirrors ``underdog.train.TrainConfig``)."""
 

@@ -88,6 +88,15 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     return path
 
 
+def weights_stamp(model: str | os.PathLike | None) -> list:
+    """(name, size, mtime) of a model directory's safetensors files: a cheap fingerprint of its weights, used
+    in stage keys so that a cached stage is recomputed when the model's weights change."""
+    if not model:
+        return []
+    path = resolve_model_path(model)
+    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in path.glob("*.safetensors"))
+
+
 def _check_weights(path: Path, allow_pickle: bool) -> None:
     safetensors = sorted(path.glob("*.safetensors"))
     pickled = sorted(p for p in path.glob("*.bin") if p.name.startswith("pytorch_model"))

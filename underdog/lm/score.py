@@ -96,21 +96,21 @@ def score_tokens(
     """Like ``score`` but on pre-tokenized (context ids, continuation ids) pairs."""
     max_length = lm.max_length
     # A row reads [last context token] + cont[:-1] on top of the cached prefix ctx[:-1].
-    groups: dict[tuple[int, ...], list[int]] = {}
+    # Requests with the same (truncated) context form a group; without sharing, each request is its own group
+    # and its whole sequence is one row with no cached prefix.
+    groups: dict[tuple, tuple[list[int], list[int]]] = {}
     for i, (ctx, cont) in enumerate(pairs):
         ctx = _truncate(list(ctx), list(cont), max_length)
-        key = tuple(ctx) if share_context else (i, *ctx)
-        groups.setdefault(key, []).append(i)
-    # Without sharing, the whole sequence is one row with no cached prefix.
-    order = sorted(groups.items(), key=lambda kv: -(len(kv[0]) + max(len(pairs[i][1]) for i in kv[1])))
+        key = tuple(ctx) if share_context else (i,)
+        groups.setdefault(key, (ctx, []))[1].append(i)
+    order = sorted(groups.values(), key=lambda g: -(len(g[0]) + max(len(pairs[i][1]) for i in g[1])))
     results: list[Score | None] = [None] * len(pairs)
     bar = tqdm(total=len(pairs), desc="scoring", unit="req", disable=not progress)
     # ``batch_size`` bounds the sequences in the context pass (as in lm-eval); the continuation pass, whose rows
     # are only a few tokens long, takes every continuation of those contexts (at most 4x as many rows).
     batch: list[tuple[list[int], list[int]]] = []
     n_rows = 0
-    for key, members in order:
-        ctx = list(key[1:]) if not share_context else list(key)
+    for ctx, members in order:
         if batch and (len(batch) >= batch_size or n_rows + len(members) > 4 * batch_size):
             _run_batch(lm, batch, pairs, results, share_context)
             bar.update(n_rows)

@@ -272,14 +272,14 @@ def tune_alpha(rows: list[dict]) -> float:
 def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the whole study; returns the results dict written to ``results.json``."""
     from underdog.lm import load
-    from underdog.methods.generalization import _weights_stamp
+    from underdog.lm.load import weights_stamp
     from underdog.methods.selfeval import train_judge
 
     data = load_data(recipe)
     log(f"data: {', '.join(f'{k} {len(v)}' for k, v in data.items())} questions")
     lm = load(recipe.model, device=recipe.device)
     run = Run(recipe.out, recipe.model_dump(), log=log)
-    base_key = {"model": recipe.model, "info": lm.info, "weights": _weights_stamp(lm.path), "seed": recipe.seed,
+    base_key = {"model": recipe.model, "info": lm.info, "weights": weights_stamp(lm.path), "seed": recipe.seed,
                 "max_new_tokens": recipe.max_new_tokens, "stop_at_period": recipe.stop_at_period}
     tune_key = {**base_key, "tune": recipe.tune.model_dump(), "train": hash_inputs(data["train"])}
     run.stage("tune", tune_key, lambda tmp: run_tune(lm, data["train"], recipe, tmp))
@@ -322,7 +322,7 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
         except Exception as e:  # noqa: BLE001 - a missing compare model only drops that part of the study
             log(f"compare model {recipe.compare_model!r} skipped: {e}")
         else:
-            key = {"model": recipe.compare_model, "info": big.info, "weights": _weights_stamp(big.path),
+            key = {"model": recipe.compare_model, "info": big.info, "weights": weights_stamp(big.path),
                    "items": hash_inputs(data["test"]), "infer": infer_key["infer"], "seed": recipe.seed,
                    "selfeval": recipe.selfeval.model_dump()}
             compare = run.stage("infer-compare", key,

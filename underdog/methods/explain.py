@@ -30,8 +30,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from underdog.config import Strict, TrainSettings
+from underdog.config import Strict, TrainSettings, check_known
 from underdog.eval.metrics import mean_with_ci
+from underdog.lm.load import weights_stamp
 from underdog.methods.teachers import Job, Strategy, Teacher, TeacherError, read_strategy
 from underdog.runs import Run, atomic_write_text, hash_inputs
 from underdog.tasks.io import write_jsonl
@@ -99,18 +100,12 @@ class ExplainRecipe(Strict):
     @field_validator("variants")
     @classmethod
     def _known_variants(cls, v: list[str]) -> list[str]:
-        bad = [x for x in v if x not in VARIANTS]
-        if bad:
-            raise ValueError(f"unknown variant {bad[0]!r}; allowed: {', '.join(VARIANTS)}")
-        return v
+        return check_known(v, VARIANTS, "variant")
 
     @field_validator("categories")
     @classmethod
     def _known_categories(cls, v: list[str]) -> list[str]:
-        bad = [x for x in v if x not in GROUPS]
-        if bad:
-            raise ValueError(f"unknown category {bad[0]!r}; allowed: {', '.join(CATEGORIES)}")
-        return v
+        return check_known(v, CATEGORIES, "category")
 
 
 def load_strategies(names: Sequence[str], folder: str | None = None) -> dict[str, Strategy]:
@@ -301,19 +296,12 @@ def check_inputs(recipe: ExplainRecipe, strategies: Sequence[str]) -> None:
                                f"{list(strategies)} for every category {recipe.categories}")
 
 
-def _stamp(model: str) -> list:
-    from underdog.lm.load import resolve_model_path
-
-    path = resolve_model_path(model)
-    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in path.glob("*.safetensors"))
-
-
 def run_explain(recipe: ExplainRecipe, log: Callable[[str], None] = print) -> dict:
     """The whole study; returns the results dict (also written to ``<out>/results.json``)."""
     start = time.time()
     strategies = load_strategies(recipe.strategies, recipe.strategies_dir)
     check_inputs(recipe, list(strategies))  # user errors before anything is written
-    student_key = [recipe.student, _stamp(recipe.student)]
+    student_key = [recipe.student, weights_stamp(recipe.student)]
     run = Run(recipe.out, recipe.model_dump(), log=log)
     task_key = {k: getattr(recipe, k) for k in ("tasks", "seed", "categories", "n_distractors")}
     task_key.update(sizes=recipe.sizes.model_dump(), file=_file_hash(recipe.tasks))
@@ -387,7 +375,7 @@ def write_explain_results(run: Run, recipe: ExplainRecipe, items: list[dict], se
     extra = {"selection": selection, "teacher_stats": taught.get("stats"), "training": trained, "samples": samples,
              "items_per_split": {s: sum(it["split"] == s for it in items) for s in ("train", "dev", "test")},
              "wall_seconds": round(wall, 1), "stage_seconds": _stage_seconds(run),
-             "student_weights": _stamp(recipe.student)}
+             "student_weights": weights_stamp(recipe.student)}
     compute = sum(extra["stage_seconds"].values())
     results = run.write_results("explain", recipe.student, f"reasoning tasks ({recipe.tasks}); teacher "
                                 f"{recipe.teacher}", metrics, per_split, extra)

@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from underdog.config import Strict, TrainSettings
+from underdog.config import Strict, TrainSettings, check_known
 from underdog.eval.metrics import mean_with_ci
 from underdog.runs import Run, atomic_write_text, hash_inputs
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
@@ -69,10 +69,7 @@ class GeneralizationRecipe(Strict):
     @field_validator("methods")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if m not in METHODS]
-        if bad:
-            raise ValueError(f"unknown method {bad[0]!r}; allowed: {', '.join(METHODS)}")
-        return v
+        return check_known(v, METHODS, "method")
 
 
 def load_study_world(recipe: GeneralizationRecipe) -> tuple[list[dict], list[dict], dict, list | None]:
@@ -158,12 +155,13 @@ RUNNERS: dict[str, Callable] = {"none": run_none, "icl": run_icl}
 
 def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
     from underdog.lm import load
+    from underdog.lm.load import weights_stamp
 
     documents, questions, source, facts = load_study_world(recipe)
     lm = load(recipe.model, device=recipe.device)
     run = Run(recipe.out, recipe.model_dump(), log=log)
     data_key = hash_inputs([documents, questions])
-    model_key = hash_inputs([recipe.model, lm.info, _weights_stamp(lm.path)])
+    model_key = hash_inputs([recipe.model, lm.info, weights_stamp(lm.path)])
     outputs, augmented = {}, {}
     for kind in sorted({k for m in recipe.methods for k in AUGMENTS.get(m, ())}):
         writer = load(recipe.augmenter, device=recipe.device) if recipe.augmenter else lm
@@ -195,12 +193,6 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
                         "file": str(run.stage_dir(f"augment-{kind}") / f"augmentations_{kind}.jsonl")}
                  for kind, aug in augmented.items()}
     return write_generalization_results(run, recipe, outputs, source, lm, summaries)
-
-
-def _weights_stamp(path: str | None) -> list:
-    if not path:
-        return []
-    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in Path(path).glob("*.safetensors"))
 
 
 def augmentation_report(summaries: dict) -> str:

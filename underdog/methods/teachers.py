@@ -142,9 +142,9 @@ class HFTeacher(Teacher):
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
     def key(self) -> dict:
-        stamp = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime))
-                       for p in Path(self.lm.path or ".").glob("*.safetensors"))
-        return {"teacher": self.name, "weights": stamp, "max_new_tokens": self.max_new_tokens}
+        from underdog.lm.load import weights_stamp
+
+        return {"teacher": self.name, "weights": weights_stamp(self.lm.path), "max_new_tokens": self.max_new_tokens}
 
     def respond(self, jobs: Sequence[Job], log: Callable[[str], None] = print) -> list[str]:
         from underdog.lm.chat import chat_end_marker, format_chat

@@ -154,7 +154,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
                "probe_icl": icl, "probe_none": none, "env": environment(), "recipe": recipe.model_dump()}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
-    shutil.copy(log_path, final_dir / "pretrain_log.jsonl") if log_path.exists() else None
+    if log_path.exists():
+        shutil.copy(log_path, final_dir / "pretrain_log.jsonl")
     write_model_card(final_dir, recipe)
     log("final probe (ICL): " + " ".join(f"{k} {v:.3f}" for k, v in icl.items()))
     log("final probe (no context): " + " ".join(f"{k} {v:.3f}" for k, v in none.items()))
