@@ -50,7 +50,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         overrides.insert(0, args.recipe)  # `underdog pretrain tokens=1000000`: no recipe, only overrides
         args.recipe = None
     recipe = load_config(PretrainRecipe, args.recipe, overrides)
-    run_pretrain(recipe)
+    run_pretrain(recipe, command=" ".join(["underdog pretrain", *([args.recipe] if args.recipe else []), *overrides]))
     return 0
 
 

@@ -37,7 +37,8 @@ def test_texts_are_deterministic_and_mixed():
     lengths = [len(t.split()) for t in a]
     assert max(lengths) <= 600 and sum(n >= 100 for n in lengths) > 0.8 * len(a)
     for kind, marker in [("copy", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
-                         ("judge", "? "), ("icl", "\n\n"), ("document", ". ")]:
+                         ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
+                         ("icl_hard", "\n\n")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):
@@ -49,14 +50,15 @@ def test_pretraining_worlds_use_pretrain_words(worlds):
     assert all(word_pool(w) == "pretrain" for world in worlds for w in world.words)
 
 
-@pytest.mark.parametrize("style", ["cloze", "qa"])
-def test_icl_answers_follow_from_context(worlds, style):
+@pytest.mark.parametrize("style,variant", [("cloze", {}), ("qa", {}), ("cloze", {"p_documents": 0.0, "hard": True}),
+                                           ("cloze", {"p_documents": 1.0, "doc_words": (100, 450)})])
+def test_icl_answers_follow_from_context(worlds, style, variant):
     rng = random.Random(0)
     for world in worlds:
         parser = Parser(world.facts)
         facts = {f.id: f for f in world.facts}
         for _ in range(15):
-            ep = icl_episode(world, rng, style)
+            ep = icl_episode(world, rng, style, **variant)
             context, answers = ep.text.split("\n\n")
             stated = [parser.parse(s) for s in _sentences(context)]
             assert None not in stated and len(stated) == len(ep.context)
@@ -71,6 +73,25 @@ def test_icl_answers_follow_from_context(worlds, style):
                     line = f"{m.group(1)} {m.group(2)}"
                 stmt = parser.parse(line)
                 assert stmt is not None and entails(cl, stmt), (line, context)
+
+
+def test_hard_contexts_mention_every_option_and_document_contexts_hold_documents(worlds):
+    rng = random.Random(2)
+    mentioned = total = 0
+    for world in worlds:
+        for _ in range(10):
+            ep = icl_episode(world, rng, p_documents=0.0, hard=True)
+            context = ep.text.split("\n\n")[0].lower()
+            for q in ep.questions:
+                for j, choice in enumerate(q["choices"]):
+                    names = [w.strip(".,").lower() for w in choice.split() if w.strip(".,").lower() in context]
+                    total += j != q["answer"]
+                    mentioned += j != q["answer"] and bool(names)
+        docs = {d["text"] for d in world.documents}
+        ep = icl_episode(world, rng, p_documents=1.0, doc_words=(300, 450))
+        lines = ep.text.split("\n\n")[0].split("\n")
+        assert set(lines) <= docs and 100 <= len(" ".join(lines).split()) <= 450 or len(lines) <= 2
+    assert mentioned > 0.9 * total
 
 
 def test_judgements_and_rewrites_are_right(worlds):

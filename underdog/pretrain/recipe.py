@@ -72,7 +72,28 @@ def build_model(recipe: PretrainRecipe, tokenizer):
     return LlamaForCausalLM(cfg)
 
 
-def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
+def _load_init(model, recipe: PretrainRecipe, log) -> None:
+    """Load ``init_from`` into ``model``; a narrower source model is widened first (``pretrain.grow``)."""
+    from safetensors.torch import load_file
+
+    from underdog.pretrain.grow import perturb, widen_factor, widen_state_dict
+
+    source = Path(recipe.init_from)
+    state = load_file(source / "model.safetensors")
+    factor = widen_factor(json.loads((source / "config.json").read_text()), model.config.to_dict())
+    if factor > 1:
+        state = widen_state_dict(state, factor)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+        raise ValueError(f"init_from {recipe.init_from}: weights do not match the recipe's model shape")
+    if factor > 1:
+        perturb(model, seed=recipe.seed)
+        log(f"grown {factor}x wider from {recipe.init_from} (same function, then a little noise)")
+    else:
+        log(f"continuing from {recipe.init_from}")
+
+
+def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pretrain") -> dict:
     from transformers import PreTrainedTokenizerFast
 
     from underdog.pretrain.probe import IclProbe
@@ -109,13 +130,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
     log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")
     model = build_model(recipe, tokenizer)
     if recipe.init_from:
-        from safetensors.torch import load_file
-
-        missing, unexpected = model.load_state_dict(load_file(Path(recipe.init_from) / "model.safetensors"),
-                                                    strict=False)
-        if unexpected or [k for k in missing if k != "lm_head.weight"]:
-            raise ValueError(f"init_from {recipe.init_from}: weights do not match the recipe's model shape")
-        log(f"continuing from {recipe.init_from}")
+        _load_init(model, recipe, log)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
 
@@ -156,7 +171,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
     if log_path.exists():
         shutil.copy(log_path, final_dir / "pretrain_log.jsonl")
-    write_model_card(final_dir, recipe)
+    write_model_card(final_dir, recipe, command)
     log("final probe (ICL): " + " ".join(f"{k} {v:.3f}" for k, v in icl.items()))
     log("final probe (no context): " + " ".join(f"{k} {v:.3f}" for k, v in none.items()))
     if recipe.install:
@@ -168,57 +183,99 @@ def run_pretrain(recipe: PretrainRecipe, log=print) -> dict:
     return summary
 
 
-def _history(recipe: PretrainRecipe) -> str:
-    """Stage-1 facts when this model continues an earlier run (read from that run's probe log)."""
-    if not recipe.init_from:
-        return ""
-    log_path = Path(recipe.init_from).parent / "pretrain_log.jsonl"
-    if not log_path.is_file():
-        return f"- Continued from `{recipe.init_from}`.\n"
-    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    last = entries[-1]
-    return (f"- Stage 1 (`underdog pretrain recipes/pretrain.yaml`, stopped at step {last['step']}): "
-            f"{last['tokens_seen']:,} tokens in {last['elapsed_s'] / 60:.0f} min (1 thread, shared CPU), loss "
-            f"{last['loss']:.2f}, ICL probe still at chance ({', '.join(f'{k} {v:.2f}' for k, v in last['probe'].items())}); "
-            f"its probe log is `pretrain_log_stage1.jsonl`.\n- Stage 2 (this recipe) continued from those weights "
-            f"with a mix dense in short fact-context episodes and copy exercises.\n")
+def _stage_entry(recipe: PretrainRecipe, s: dict, command: str) -> dict:
+    return {"command": command, "init_from": recipe.init_from, "tokens": s["tokens_seen"], "steps": s["steps"],
+            "minutes": round(s["train_seconds"] / 60, 1), "tokens_per_s": round(s["tokens_per_s"]),
+            "threads": recipe.threads or None, "lr": recipe.lr, "mix": recipe.mix,
+            "final_loss": round(s["final_loss"], 3), "probe_icl": s["probe_icl"]}
+
+
+def _legacy_stages(source: Path) -> list[dict]:
+    """Stages of a model trained before summaries listed them: stage 1 from its probe log, then its own."""
+    s = json.loads((source / "pretrain_summary.json").read_text())
+    stages = []
+    log1 = source / "pretrain_log_stage1.jsonl"
+    if log1.is_file():
+        last = json.loads(log1.read_text().splitlines()[-1])
+        stages.append({"command": "underdog pretrain recipes/pretrain.yaml (stopped)", "tokens": last["tokens_seen"],
+                       "steps": last["step"], "minutes": round(last["elapsed_s"] / 60, 1),
+                       "tokens_per_s": round(last["tokens_per_s"]), "threads": 1, "lr": 0.003, "mix": None,
+                       "final_loss": round(last["loss"], 3), "probe_icl": last["probe"]})
+    recipe = PretrainRecipe.model_validate(s["recipe"])
+    stages.append(_stage_entry(recipe, s, "underdog pretrain recipes/pretrain-continue.yaml"))
+    return stages
+
+
+def stages_of(recipe: PretrainRecipe, summary: dict, command: str) -> list[dict]:
+    """Every stage that made this model: the ``init_from`` model's stages (same width), then this one."""
+    earlier: list[dict] = []
+    if recipe.init_from and (Path(recipe.init_from) / "pretrain_summary.json").is_file():
+        source = Path(recipe.init_from)
+        previous = json.loads((source / "pretrain_summary.json").read_text())
+        earlier = previous.get("stages") or _legacy_stages(source)
+    return earlier + [_stage_entry(recipe, summary, command)]
+
+
+def _stage_rows(stages: list[dict]) -> str:
+    rows = []
+    for i, st in enumerate(stages, 1):
+        probe = st["probe_icl"]
+        rows.append(f"| {i} | `{st['command']}` | {st['tokens']:,} | {st['minutes']} | {st['tokens_per_s']:,} | "
+                    f"{st['final_loss']:.3f} | " + " / ".join(f"{probe.get(k, float('nan')):.2f}"
+                                                              for k in ("forward", "reversal", "syllogism")) + " |")
+    return "\n".join(rows)
 
 
 def model_card(recipe: PretrainRecipe, s: dict) -> str:
     m = recipe.model
     rows = "\n".join(f"| {k} | {s['probe_icl'][k]:.3f} | {s['probe_none'][k]:.3f} |" for k in s["probe_icl"])
-    command = {"builtin-large": "recipes/pretrain-large.yaml"}.get(recipe.install or "", "recipes/pretrain.yaml")
-    if recipe.init_from:
-        command = "recipes/pretrain.yaml` (stage 1), then `underdog pretrain recipes/pretrain-continue.yaml"
+    stages = s.get("stages") or [_stage_entry(recipe, s, "underdog pretrain")]
+    total = sum(st["tokens"] for st in stages)
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
 
 A small Llama pretrained from scratch by `underdog pretrain` on synthetic nonsense-word worlds
 (pretraining word pool only; evaluation worlds use a disjoint pool), to read facts in its context and reason
 over them. It knows no real-world facts and no natural language beyond the world templates.
 
-- Command: `underdog pretrain {command}`
-{_history(recipe)}- Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
+- Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
   context {m.context}, tied embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}
-- Training{" (this stage)" if recipe.init_from else ""}: {s['tokens_seen']:,} tokens, {s['steps']} steps of {recipe.batch_size}x{recipe.seq_len} packed tokens,
-  AdamW lr {recipe.lr} cosine, seed {recipe.seed}; final loss {s['final_loss']:.3f}
-- Wall time {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s on {s['env']['device']}
-- Mix: {recipe.mix}
+- Training: {total:,} tokens in {len(stages)} stage(s), each continuing the previous one's weights
+  (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
+  packed tokens a step; final loss {s['final_loss']:.3f}
+- Device: {s['env']['device']}; last stage {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s
+- Last stage's mix: {recipe.mix}
 - Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}
 
-## In-context probe (fresh evaluation-pool world, seed 99001; 4 choices, chance 0.25)
+## Stages (probe: ICL accuracy at the end of each stage, forward / reversal / syllogism)
+
+| stage | command | tokens | minutes | tokens/s | final loss | probe |
+|---|---|---|---|---|---|---|
+{_stage_rows(stages)}
+
+## In-context probe of the final model (fresh evaluation-pool world, seed 99001; 4 choices, chance 0.25)
 
 | split | ICL (documents in context) | no context |
 |---|---|---|
 {rows}
 
-The emergence curve (probe accuracy every {recipe.probe_every} steps) is in `pretrain_log.jsonl`.
+The emergence curve of the last stage (probe accuracy every {recipe.probe_every} steps) is in
+`pretrain_log.jsonl`; earlier stages' logs are `pretrain_log_stage<N>.jsonl`.
 """
 
 
-def write_model_card(final_dir: str | Path, recipe: PretrainRecipe) -> None:
-    """(Re)write MODEL_CARD.md in ``final_dir`` from its ``pretrain_summary.json``."""
+def write_model_card(final_dir: str | Path, recipe: PretrainRecipe, command: str | None = None) -> None:
+    """(Re)write MODEL_CARD.md in ``final_dir`` from its ``pretrain_summary.json``, recording the stages
+    (``command`` is this stage's command line) and copying earlier stages' probe logs next to it."""
     final_dir = Path(final_dir)
     summary = json.loads((final_dir / "pretrain_summary.json").read_text())
-    if recipe.init_from and (Path(recipe.init_from).parent / "pretrain_log.jsonl").is_file():
-        shutil.copy(Path(recipe.init_from).parent / "pretrain_log.jsonl", final_dir / "pretrain_log_stage1.jsonl")
+    if command is not None or "stages" not in summary:
+        summary["stages"] = stages_of(recipe, summary, command or "underdog pretrain")
+        atomic_write_json(final_dir / "pretrain_summary.json", summary)
+    if recipe.init_from:
+        source = Path(recipe.init_from)
+        earlier = sorted(source.glob("pretrain_log_stage*.jsonl"))
+        for log in earlier:
+            shutil.copy(log, final_dir / log.name)
+        if (source / "pretrain_log.jsonl").is_file():
+            shutil.copy(source / "pretrain_log.jsonl", final_dir / f"pretrain_log_stage{len(earlier) + 1}.jsonl")
     atomic_write_text(final_dir / "MODEL_CARD.md", model_card(recipe, summary))

@@ -312,7 +312,7 @@ def train(
             if state["step"] % config.log_every == 0 or state["step"] == total_steps:
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}")
                 log.info("step %d loss %.4f lr %.2e tokens/s %.0f", state["step"], loss, lr, tps)
-            stop = state["step"] >= total_steps or bool(callback and callback(info))
+            stop = bool(callback and callback(info)) or state["step"] >= total_steps  # the last step too
             if config.output_dir and config.save_every and state["step"] % config.save_every == 0:
                 _save_checkpoint(accelerator, config.output_dir, state)
                 last_saved = state["step"]

@@ -5,7 +5,10 @@
 evaluation world and the model must read facts in context rather than memorise them. Kinds (``DEFAULT_MIX``):
 ``document`` (world documents), ``icl`` (context documents or fact sentences with distractor facts, a blank
 line, then 3-6 answered questions in the cloze format of ``questions.py``: ``question + " " + answer + "."``,
-one a line, over all six splits; ``icl_facts``: fact-sentence contexts only), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+one a line, over all six splits; ``icl_facts``: fact-sentence contexts only; ``icl_docs``: document contexts
+only, the support documents among distractor documents up to ~450 words, as in ``underdog generalization``;
+``icl_hard``: fact contexts that also state facts about every wrong option, so no option can be told apart by
+whether it appears in context), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them) and ``numbers`` (counting, addition, comparison).
@@ -45,7 +48,7 @@ def pretrain_world(seed: int, index: int) -> World:
     r = random.Random(f"underdog-pretrain-sizes-{seed}-{index}")
     sizes = {"n_dimensions": r.randint(2, 6), "chain_length": r.randint(3, 6), "n_syllogisms": r.randint(3, 12),
              "n_categories": r.randint(8, 24), "n_roots": r.randint(1, 3), "max_properties": r.randint(2, 5),
-             "n_families": r.randint(1, 4), "doc_max": r.randint(5, 10)}
+             "n_families": r.randint(1, 4), "doc_max": r.randint(6, 14)}
     return make_world(seed * 100_003 + index, pool="pretrain", **sizes)
 
 
@@ -105,21 +108,56 @@ def _fact_sentences(world: World, ids: list[str], rng: random.Random) -> str:
     return " ".join(sentence(facts[i], world.phrasing[i], rng.randrange(len(LEADINS))) for i in ids)
 
 
-def _context(world: World, qs: list[dict], rng: random.Random, p_documents: float = 0.5) -> tuple[str, list[str]]:
-    """Context for questions: their support documents (plus a distractor document) with probability
-    ``p_documents``, else their support facts plus 1-4 distractor facts, as (text, fact ids)."""
+def _context(world: World, qs: list[dict], rng: random.Random, p_documents: float = 0.5,
+             doc_words: tuple[int, int] = (0, 0), hard: bool = False) -> tuple[str, list[str]]:
+    """Context for questions: with probability ``p_documents`` their support documents plus distractor
+    documents (one; or, with ``doc_words``, as many as fit a random total in that range of words), else their
+    support facts plus 1-4 distractor facts (and, if ``hard``, facts about every wrong choice); as (text, fact
+    ids). Document contexts over 400 words (or over ``doc_words[1]``) fall back to facts."""
     docs = {d["id"]: d for d in world.documents}
     doc_ids = list(dict.fromkeys(i for q in qs for i in support_documents(world, q)))
     if rng.random() < p_documents:
-        doc_ids += rng.sample(sorted(set(docs) - set(doc_ids)), min(1, len(docs) - len(doc_ids)))
+        words = sum(len(docs[i]["text"].split()) for i in doc_ids)
+        others = rng.sample(sorted(set(docs) - set(doc_ids)), len(docs) - len(doc_ids))
+        if doc_words[1]:
+            limit, target = doc_words[1], rng.randint(*doc_words)
+            for i in others:
+                if words + len(docs[i]["text"].split()) <= target:
+                    doc_ids.append(i)
+                    words += len(docs[i]["text"].split())
+        else:
+            limit = 400
+            doc_ids += others[:1]
+            words += sum(len(docs[i]["text"].split()) for i in others[:1])
         rng.shuffle(doc_ids)
-        if sum(len(docs[i]["text"].split()) for i in doc_ids) <= 400:
+        if words <= limit:
             return "\n".join(docs[i]["text"] for i in doc_ids), [f for i in doc_ids for f in docs[i]["facts"]]
     ids = list(dict.fromkeys(i for q in qs for i in q["support"]))
+    if hard:
+        ids += [i for i in dict.fromkeys(_choice_facts(world, qs, rng)) if i not in ids]
     others = [f.id for f in world.facts if f.id not in ids]
     ids += rng.sample(others, min(len(others), rng.randint(1, 4)))
     rng.shuffle(ids)
     return _fact_sentences(world, ids, rng), ids
+
+
+def _choice_facts(world: World, qs: list[dict], rng: random.Random, per_choice: int = 2) -> list[str]:
+    """Ids of facts about the entities in the questions' wrong choices (up to ``per_choice`` each), so that
+    every option appears in context and only binding the right entities answers the question."""
+    by_entity: dict[str, list[str]] = {}
+    for f in world.facts:
+        for e in {f.a.lower(), f.b.lower()}:
+            by_entity.setdefault(e, []).append(f.id)
+    picked = []
+    for q in qs:
+        for j, choice in enumerate(q["choices"]):
+            if j == q["answer"]:
+                continue
+            words = [w.strip(".,").lower() for w in choice.split()]  # names, plural categories, properties
+            keys = [e for w in words for e in (w, w[:-1])] + [choice.strip(".").lower()]
+            cands = sorted({i for e in keys for i in by_entity.get(e, [])})
+            picked += rng.sample(cands, min(per_choice, len(cands)))
+    return picked
 
 
 def _answer_line(q: dict, style: str, rng: random.Random) -> str:
@@ -131,12 +169,13 @@ def _answer_line(q: dict, style: str, rng: random.Random) -> str:
     return f"Question: {q['question']} ...? Answer: {answer}."
 
 
-def icl_episode(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5) -> Episode:
+def icl_episode(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5,
+                doc_words: tuple[int, int] = (0, 0), hard: bool = False) -> Episode:
     """Context (documents or fact sentences with distractors), a blank line, then 3-6 answered questions."""
     qs = _pick_questions(world, rng, rng.randint(3, 6))
     if not qs:
         return Episode("", [], [])
-    text, ids = _context(world, qs, rng, p_documents)
+    text, ids = _context(world, qs, rng, p_documents, doc_words, hard)
     lines = [_answer_line(q, style, rng) for q in qs]
     return Episode(text + "\n\n" + "\n".join(lines), ids, qs)
 
@@ -187,8 +226,9 @@ def _document_text(world: World, rng: random.Random) -> str:
     return _fill(rng, lambda: rng.choice(world.documents)["text"])
 
 
-def _icl_text(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5) -> str:
-    return _fill(rng, lambda: icl_episode(world, rng, style, p_documents).text, sep="\n\n\n")
+def _icl_text(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5,
+              doc_words: tuple[int, int] = (0, 0), hard: bool = False) -> str:
+    return _fill(rng, lambda: icl_episode(world, rng, style, p_documents, doc_words, hard).text, sep="\n\n\n")
 
 
 def _rewrite_text(world: World, rng: random.Random) -> str:
@@ -229,5 +269,9 @@ def _numbers_text(world: World, rng: random.Random) -> str:
 GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "document": _document_text, "icl": _icl_text, "icl_qa": lambda w, r: _icl_text(w, r, "qa"),
     "icl_facts": lambda w, r: _icl_text(w, r, "cloze", p_documents=0.0),  # short contexts: dense ICL signal
+    # the evaluation format: support documents among many distractor documents, then several questions
+    "icl_docs": lambda w, r: _icl_text(w, r, "cloze", p_documents=1.0, doc_words=(100, 450)),
+    # fact contexts where every wrong option is mentioned too: only binding the right entities answers
+    "icl_hard": lambda w, r: _icl_text(w, r, "cloze", p_documents=0.0, hard=True),
     "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
 }

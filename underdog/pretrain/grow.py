@@ -1,0 +1,68 @@
+"""Grow a trained Llama wider without changing what it computes (Net2Net-style function-preserving widening).
+
+``widen_state_dict(state, factor)`` turns the weights of a Llama with hidden size h, n heads and MLP size m
+into weights for hidden ``factor*h``, ``factor*n`` heads of the same head size and MLP ``factor*m``: the
+residual stream becomes ``factor`` copies of the old one, every head and MLP unit is copied ``factor`` times,
+and every linear map is tiled ``factor x factor`` and divided by ``factor``, so each copy receives exactly the
+old input. RMSNorm of a tiled vector equals the tiled RMSNorm, so the norms are tiled too; the final norm is
+divided by ``factor`` because the tied output embedding sums the ``factor`` copies. The grown model's logits
+equal the small model's (tested), and ``perturb`` adds a little noise so that training can make the copies
+differ. This is how ``builtin-large`` starts from ``builtin`` when compute is too short to train it from
+scratch (``init_from`` a smaller model in a pretraining recipe).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _tile(w: torch.Tensor, factor: int, dims: tuple[int, ...]) -> torch.Tensor:
+    reps = [factor if d in dims else 1 for d in range(w.dim())]
+    return w.repeat(*reps)
+
+
+def widen_state_dict(state: dict[str, torch.Tensor], factor: int) -> dict[str, torch.Tensor]:
+    """Weights of a ``factor``-times wider Llama computing the same function (tied embeddings assumed)."""
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    out: dict[str, torch.Tensor] = {}
+    for name, w in state.items():
+        if name.endswith("embed_tokens.weight") or name == "lm_head.weight":
+            out[name] = _tile(w, factor, (1,))
+        elif name.endswith("norm.weight"):
+            tiled = _tile(w, factor, (0,))
+            out[name] = tiled / factor if name == "model.norm.weight" else tiled
+        elif w.dim() == 2:  # q, k, v, o, gate, up, down projections
+            out[name] = _tile(w, factor, (0, 1)) / factor
+        elif name.endswith("rotary_emb.inv_freq"):
+            out[name] = w
+        else:
+            raise ValueError(f"do not know how to widen {name} {tuple(w.shape)}")
+    return out
+
+
+def perturb(model: torch.nn.Module, scale: float = 1e-3, seed: int = 0) -> None:
+    """Add noise of ``scale`` times each weight matrix's std, so duplicated units can diverge in training."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.add_(torch.randn(p.shape, generator=g) * p.std() * scale)
+
+
+def widen_factor(small: dict, large: dict) -> int:
+    """The integer factor from config ``small`` to ``large`` (hidden, heads and MLP all scaled by it)."""
+    factor = large["hidden_size"] // small["hidden_size"]
+    same = (small["num_hidden_layers"] == large["num_hidden_layers"]
+            and small["vocab_size"] == large["vocab_size"]
+            and small["hidden_size"] * factor == large["hidden_size"]
+            and small["num_attention_heads"] * factor == large["num_attention_heads"]
+            and small.get("num_key_value_heads", small["num_attention_heads"]) * factor
+            == large.get("num_key_value_heads", large["num_attention_heads"])
+            and small["intermediate_size"] * factor == large["intermediate_size"]
+            and small["hidden_size"] // small["num_attention_heads"]
+            == large["hidden_size"] // large["num_attention_heads"])
+    if factor < 1 or not same:
+        raise ValueError("can only widen a model by one integer factor over hidden, heads and MLP size "
+                         "(same layers, vocabulary and head size)")
+    return factor
