@@ -18,7 +18,7 @@ def no_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-@pytest.mark.parametrize("name", ["builtin"])  # builtin-large: not trained yet (see README)
+@pytest.mark.parametrize("name", ["builtin", "builtin-large"])
 def test_builtin_loads_offline_and_is_small(name, no_network):
     lm = load(name, device="cpu")
     assert lm.info["architecture"] == "llama"
