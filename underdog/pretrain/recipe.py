@@ -190,29 +190,11 @@ def _stage_entry(recipe: PretrainRecipe, s: dict, command: str) -> dict:
             "final_loss": round(s["final_loss"], 3), "probe_icl": s["probe_icl"]}
 
 
-def _legacy_stages(source: Path) -> list[dict]:
-    """Stages of a model trained before summaries listed them: stage 1 from its probe log, then its own."""
-    s = json.loads((source / "pretrain_summary.json").read_text())
-    stages = []
-    log1 = source / "pretrain_log_stage1.jsonl"
-    if log1.is_file():
-        last = json.loads(log1.read_text().splitlines()[-1])
-        stages.append({"command": "underdog pretrain recipes/pretrain.yaml (stopped)", "tokens": last["tokens_seen"],
-                       "steps": last["step"], "minutes": round(last["elapsed_s"] / 60, 1),
-                       "tokens_per_s": round(last["tokens_per_s"]), "threads": 1, "lr": 0.003, "mix": None,
-                       "final_loss": round(last["loss"], 3), "probe_icl": last["probe"]})
-    recipe = PretrainRecipe.model_validate(s["recipe"])
-    stages.append(_stage_entry(recipe, s, "underdog pretrain recipes/pretrain-continue.yaml"))
-    return stages
-
-
 def stages_of(recipe: PretrainRecipe, summary: dict, command: str) -> list[dict]:
-    """Every stage that made this model: the ``init_from`` model's stages (same width), then this one."""
+    """Every stage that made this model: the ``init_from`` model's recorded stages, then this one."""
     earlier: list[dict] = []
     if recipe.init_from and (Path(recipe.init_from) / "pretrain_summary.json").is_file():
-        source = Path(recipe.init_from)
-        previous = json.loads((source / "pretrain_summary.json").read_text())
-        earlier = previous.get("stages") or _legacy_stages(source)
+        earlier = json.loads((Path(recipe.init_from) / "pretrain_summary.json").read_text()).get("stages", [])
     return earlier + [_stage_entry(recipe, summary, command)]
 
 
@@ -229,13 +211,13 @@ def _stage_rows(stages: list[dict]) -> str:
 def model_card(recipe: PretrainRecipe, s: dict) -> str:
     m = recipe.model
     rows = "\n".join(f"| {k} | {s['probe_icl'][k]:.3f} | {s['probe_none'][k]:.3f} |" for k in s["probe_icl"])
-    stages = s.get("stages") or [_stage_entry(recipe, s, "underdog pretrain")]
+    stages = s["stages"]  # written by write_model_card
     total = sum(st["tokens"] for st in stages)
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
 
-A small Llama pretrained from scratch by `underdog pretrain` on synthetic nonsense-word worlds
-(pretraining word pool only; evaluation worlds use a disjoint pool), to read facts in its context and reason
-over them. It knows no real-world facts and no natural language beyond the world templates.
+A small Llama pretrained by `underdog pretrain` (from scratch, then in the stages below, where a stage may grow
+it wider) on synthetic nonsense-word worlds (pretraining word pool only; evaluation worlds use a disjoint
+pool), to read facts in its context and reason over them. It knows no real-world facts and no natural language beyond the world templates.
 
 - Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
   context {m.context}, tied embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}
