@@ -10,6 +10,7 @@ import pytest
 from underdog.world import Parser, closure, entails
 from underdog.world.episodes import (
     DEFAULT_MIX,
+    dense_episode,
     icl_episode,
     judge_episode,
     pretrain_world,
@@ -19,6 +20,8 @@ from underdog.world.episodes import (
 from underdog.world.words import word_pool
 
 QA = re.compile(r"^Question: (.*) \.\.\.\? (?:Options: .*?\. )?Answer: (.*)\.$")
+QA_JUDGED = re.compile(r"^Question: (.*) \.\.\.\? (?:Options: .*?\. )?Answer: (.*)\. Correct or incorrect\? "
+                       r"(Correct|Incorrect)\.$")
 
 
 def _sentences(text: str) -> list[str]:
@@ -38,7 +41,7 @@ def test_texts_are_deterministic_and_mixed():
     assert max(lengths) <= 600 and sum(n >= 100 for n in lengths) > 0.8 * len(a)
     for kind, marker in [("copy", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
                          ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
-                         ("icl_hard", "\n\n")]:
+                         ("icl_hard", "\n\n"), ("icl_dense", "\n\n")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):
@@ -75,6 +78,23 @@ def test_icl_answers_follow_from_context(worlds, style, variant):
                 assert stmt is not None and entails(cl, stmt), (line, context)
 
 
+def test_dense_episodes_ask_many_questions_answered_by_their_context(worlds):
+    rng = random.Random(3)
+    counts = []
+    for world in worlds:
+        parser = Parser(world.facts)
+        for _ in range(10):
+            ep = dense_episode(world, rng)
+            context, answers = ep.text.split("\n\n")
+            cl = closure([parser.parse(s) for s in _sentences(context)])
+            lines = answers.split("\n")
+            assert len(lines) == len(ep.questions) == len(set(lines))
+            assert all(set(q["support"]) <= set(ep.context) for q in ep.questions)
+            assert all(entails(cl, parser.parse(line)) for line in lines), context
+            counts.append(len(lines))
+    assert max(counts) <= 16 and sum(n >= 8 for n in counts) > 0.7 * len(counts)
+
+
 def test_hard_contexts_mention_every_option_and_document_contexts_hold_documents(worlds):
     rng = random.Random(2)
     mentioned = total = 0
@@ -99,11 +119,14 @@ def test_judgements_and_rewrites_are_right(worlds):
     world = worlds[0]
     parser = Parser(world.facts)
     full = closure(world.facts)
-    for _ in range(10):
+    for _ in range(20):
         ep = judge_episode(world, rng)
         context, judged = ep.text.split("\n\n")
         cl = closure([parser.parse(s) for s in _sentences(context)])
         for line in judged.split("\n"):
+            qa = QA_JUDGED.match(line)
+            if qa:  # "Question: <prefix> ...? [Options: ...] Answer: <choice>. Correct or incorrect? <verdict>."
+                line = f"{qa.group(1)} {qa.group(2)}. Correct or incorrect? {qa.group(3)}."
             m = re.match(r"^(?:Is it true that )?(.*?)(?:\? |\. True or false\? |\. Correct or incorrect\? )"
                          r"(Yes|No|True|False|Correct|Incorrect)\.$", line)
             assert m, line

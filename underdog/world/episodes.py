@@ -11,7 +11,7 @@ only, the support documents among distractor documents up to ~450 words, as in `
 whether it appears in context), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
-Yes/No, True/False or Correct/Incorrect against them) and ``numbers`` (counting, addition, comparison).
+Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
 Each text holds about 100-600 whitespace-separated words.
 """
 
@@ -160,6 +160,37 @@ def _choice_facts(world: World, qs: list[dict], rng: random.Random, per_choice: 
     return picked
 
 
+def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] = (120, 330),
+                  n_questions: tuple[int, int] = (8, 16), p_documents: float = 0.7) -> Episode:
+    """A context first (random documents up to a random word total, or a random set of fact sentences), then
+    many answered questions whose support facts all lie in it. Every question's wrong options are entities of
+    the same small world, mostly mentioned in the context too, and questions are ~20% of the tokens (a 3-6
+    question episode has ~5%), so nearly every text trains binding the right entities."""
+    if rng.random() < p_documents:
+        target, ids, words = rng.randint(*doc_words), [], 0
+        for d in rng.sample(world.documents, len(world.documents)):
+            n = len(d["text"].split())
+            if words + n <= target:
+                ids.append(d)
+                words += n
+        text, facts = "\n".join(d["text"] for d in ids), [f for d in ids for f in d["facts"]]
+    else:
+        all_ids = [f.id for f in world.facts]
+        facts = rng.sample(all_ids, min(len(all_ids), rng.randint(8, 30)))
+        text = _fact_sentences(world, facts, rng)
+    stated = set(facts)
+    answerable = [q for q in world.questions if set(q["support"]) <= stated]
+    seen, qs, k = set(), [], rng.randint(*n_questions)
+    for q in rng.sample(answerable, len(answerable)):
+        key = (q["question"], q["choices"][q["answer"]])
+        if key not in seen and len(qs) < k:
+            seen.add(key)
+            qs.append(q)
+    if not qs:
+        return Episode("", [], [])
+    return Episode(text + "\n\n" + "\n".join(_answer_line(q, "cloze", rng) for q in qs), facts, qs)
+
+
 def _answer_line(q: dict, style: str, rng: random.Random) -> str:
     answer = q["choices"][q["answer"]]
     if style == "cloze":
@@ -193,13 +224,17 @@ def judge_episode(world: World, rng: random.Random) -> Episode:
     if not qs:
         return Episode("", [], [])
     text, ids = _context(world, qs, rng)
-    style = rng.randrange(3)
+    style = rng.randrange(4)
     lines = []
     for q in qs:
         true = rng.random() < 0.5
         j = q["answer"] if true else rng.choice([i for i in range(len(q["choices"])) if i != q["answer"]])
         s = _statement_text(world, q, j)
-        if style == 0:
+        if style == 3:  # a QA answer judged, as ASPIRE's self-evaluation asks
+            options = f" Options: {'; '.join(q['choices'])}." if rng.random() < 0.5 else ""
+            lines.append(f"Question: {q['question']} ...?{options} Answer: {q['choices'][j]}. Correct or incorrect? "
+                         f"{'Correct' if true else 'Incorrect'}.")
+        elif style == 0:
             lines.append(f"Is it true that {s}? {'Yes' if true else 'No'}.")
         elif style == 1:
             lines.append(f"{capitalize(s)}. True or false? {'True' if true else 'False'}.")
@@ -273,5 +308,7 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_docs": lambda w, r: _icl_text(w, r, "cloze", p_documents=1.0, doc_words=(100, 450)),
     # fact contexts where every wrong option is mentioned too: only binding the right entities answers
     "icl_hard": lambda w, r: _icl_text(w, r, "cloze", p_documents=0.0, hard=True),
+    # a context, then every question it can answer (8-16): the densest binding signal per token
+    "icl_dense": lambda w, r: dense_episode(w, r).text,
     "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
 }
