@@ -41,7 +41,7 @@ def test_texts_are_deterministic_and_mixed():
     assert max(lengths) <= 600 and sum(n >= 100 for n in lengths) > 0.8 * len(a)
     for kind, marker in [("copy", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
                          ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
-                         ("icl_hard", "\n\n"), ("icl_dense", "\n\n")]:
+                         ("icl_hard", "\n\n"), ("icl_dense", "\n\n"), ("icl_infer", " => ")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):
@@ -93,6 +93,15 @@ def test_dense_episodes_ask_many_questions_answered_by_their_context(worlds):
             assert all(entails(cl, parser.parse(line)) for line in lines), context
             counts.append(len(lines))
     assert max(counts) <= 16 and sum(n >= 8 for n in counts) > 0.7 * len(counts)
+    parser = Parser(worlds[0].facts)
+    for _ in range(10):  # rewrites of facts in context: premises stated there, conclusion entailed by them
+        ep = dense_episode(worlds[0], rng, rewrite=True)
+        context, lines = ep.text.split("\n\n")
+        stated = {f.key for f in (parser.parse(s) for s in _sentences(context))}
+        for line in lines.split("\n"):
+            left, right = line.split(": ", 1)[1].split(" => ")
+            given = [parser.parse(s) for s in _sentences(left)]
+            assert {f.key for f in given} <= stated and entails(given, parser.parse(right)), line
 
 
 def test_hard_contexts_mention_every_option_and_document_contexts_hold_documents(worlds):

@@ -161,11 +161,13 @@ def _choice_facts(world: World, qs: list[dict], rng: random.Random, per_choice: 
 
 
 def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] = (120, 330),
-                  n_questions: tuple[int, int] = (8, 16), p_documents: float = 0.7) -> Episode:
+                  n_questions: tuple[int, int] = (8, 16), p_documents: float = 0.7, rewrite: bool = False) -> Episode:
     """A context first (random documents up to a random word total, or a random set of fact sentences), then
     many answered questions whose support facts all lie in it. Every question's wrong options are entities of
-    the same small world, mostly mentioned in the context too, and questions are ~20% of the tokens (a 3-6
-    question episode has ~5%), so nearly every text trains binding the right entities."""
+    the same small world, mostly mentioned in the context too, and questions are ~30% of the tokens (a 3-6
+    question episode has ~5%), so nearly every text trains binding the right entities. ``rewrite``: the lines
+    are rewrites ("Infer: s1 s2 => s3", "Reverse: s => s'") of facts in the context, the skill global
+    augmentation asks for (find the stated fact that links to a target sentence, then conclude)."""
     if rng.random() < p_documents:
         target, ids, words = rng.randint(*doc_words), [], 0
         for d in rng.sample(world.documents, len(world.documents)):
@@ -179,7 +181,8 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
         facts = rng.sample(all_ids, min(len(all_ids), rng.randint(8, 30)))
         text = _fact_sentences(world, facts, rng)
     stated = set(facts)
-    answerable = [q for q in world.questions if set(q["support"]) <= stated]
+    answerable = [q for q in world.questions if set(q["support"]) <= stated
+                  and (not rewrite or q["split"] in ("syllogism", "two_hop", "reversal"))]
     seen, qs, k = set(), [], rng.randint(*n_questions)
     for q in rng.sample(answerable, len(answerable)):
         key = (q["question"], q["choices"][q["answer"]])
@@ -188,7 +191,8 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
             qs.append(q)
     if not qs:
         return Episode("", [], [])
-    return Episode(text + "\n\n" + "\n".join(_answer_line(q, "cloze", rng) for q in qs), facts, qs)
+    lines = [rewrite_line(world, q) if rewrite else _answer_line(q, "cloze", rng) for q in qs]
+    return Episode(text + "\n\n" + "\n".join(lines), facts, qs)
 
 
 def _answer_line(q: dict, style: str, rng: random.Random) -> str:
@@ -310,5 +314,7 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_hard": lambda w, r: _icl_text(w, r, "cloze", p_documents=0.0, hard=True),
     # a context, then every question it can answer (8-16): the densest binding signal per token
     "icl_dense": lambda w, r: dense_episode(w, r).text,
+    # the same contexts, then inferences and reversals of their facts (global augmentation's task)
+    "icl_infer": lambda w, r: dense_episode(w, r, n_questions=(4, 10), rewrite=True).text,
     "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
 }
