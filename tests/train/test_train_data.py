@@ -136,10 +136,22 @@ def test_packing_leaks_no_attention(make_model, attn):
         for r, row in enumerate(packed):
             starts = [k for k, p in enumerate(row["position_ids"]) if p == 0] + [len(row["input_ids"])]
             for a, b in zip(starts, starts[1:]):
-                alone = model(input_ids=torch.tensor([rows[i]["input_ids"]]), use_cache=False).logits[0]
+                ids = row["input_ids"][a:b]  # first-fit packing may reorder examples: find this one
+                assert ids in [x["input_ids"] for x in rows]
+                alone = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0]
                 assert torch.allclose(logits[r, a:b], alone, atol=1e-4), (r, a, b)
                 i += 1
         assert i == len(rows)
         # control: the same row without position ids does leak, so the check above has teeth
         leaky = model(input_ids=batch["input_ids"], use_cache=False).logits
         assert not torch.allclose(leaky, logits, atol=1e-4)
+
+
+def test_pack_examples_first_fit_tops_up_rows():
+    lengths = [700, 600, 300, 200, 400, 100]
+    rows = [{"input_ids": list(range(n)), "labels": list(range(n))} for n in lengths]
+    packed = pack_examples(rows, max_length=1024)
+    # in order: 700 | 600+300 | 200+400+100 (3 rows); first fit puts 300 into the first row's room
+    assert [len(r["input_ids"]) for r in packed] == [700 + 300, 600 + 200 + 100, 400]
+    assert sorted(n for r in packed for n in [r["position_ids"].count(0)]) == [1, 2, 3]
+    assert sum(len(r["input_ids"]) for r in packed) == sum(lengths)

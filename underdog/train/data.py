@@ -171,22 +171,28 @@ def tokenize_examples(
 
 
 def pack_examples(tokenized: Sequence[Mapping[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
-    """Greedily pack tokenized examples, in order, into rows of at most ``max_length`` tokens.
+    """Pack tokenized examples into rows of at most ``max_length`` tokens, first fit: each example goes into
+    the first of the 64 most recently opened rows that still has room for it, so rows of long examples are
+    topped up by later short ones instead of being padded.
 
     Each row gets ``position_ids`` that restart at 0 for each example; an example longer than ``max_length``
     (not truncated beforehand) gets a row of its own, cut to ``max_length``."""
     rows: list[dict[str, list[int]]] = []
-    row: dict[str, list[int]] = {"input_ids": [], "labels": [], "position_ids": []}
+    open_rows: list[dict[str, list[int]]] = []  # rows with room left for a short example
     for ex in tokenized:
         ids, labels = list(ex["input_ids"][:max_length]), list(ex["labels"][:max_length])
-        if row["input_ids"] and len(row["input_ids"]) + len(ids) > max_length:
-            rows.append(row)
+        row = next((r for r in open_rows if len(r["input_ids"]) + len(ids) <= max_length), None)
+        if row is None:
             row = {"input_ids": [], "labels": [], "position_ids": []}
+            rows.append(row)
+            open_rows.append(row)
         row["input_ids"] += ids
         row["labels"] += labels
         row["position_ids"] += list(range(len(ids)))
-    if row["input_ids"]:
-        rows.append(row)
+        if len(row["input_ids"]) == max_length:
+            open_rows.remove(row)
+        elif len(open_rows) > 64:  # bounded search: the oldest row stays as it is
+            open_rows.pop(0)
     return rows
 
 
