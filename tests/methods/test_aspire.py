@@ -161,7 +161,15 @@ def test_study_runs_end_to_end_and_resumes_stage_two(llama_dir, gpt2_dir, tmp_pa
         for m in ("accuracy", "auroc", "auacc", "acc@50", "acc@80", "acc@90", "prr"):
             assert {"value", "ci95"} <= set(metrics[f"{method}/{m}"])
         assert f"{gpt2_dir}:{method}/auacc" in metrics or method == "aspire"
-    assert 0 <= results["summary"]["alpha"] <= 1
+    summary = results["summary"]
+    assert 0 <= summary["alpha"] <= 1
+    for m in ("auroc", "auacc"):  # "ahead" is strict: a tie (e.g. alpha 0 = perplexity) is not a win
+        diffs = summary["aspire_minus_baseline"][m]
+        expected = metrics[f"aspire/{m}"]["value"] - metrics[f"perplexity/{m}"]["value"]
+        assert diffs["perplexity"] == pytest.approx(expected, nan_ok=True)  # nan: one class only in a tiny test
+        assert summary["aspire_beats_every_baseline"][m] == all(d > 0 for d in diffs.values())
+        assert not summary["aspire_ahead_beyond_ci"][m] or summary["aspire_beats_every_baseline"][m]
+    assert "ASPIRE minus each baseline" in (out / "report.md").read_text()
     assert (out / "accuracy_coverage.png").is_file() and "| method |" in (out / "report.md").read_text()
     assert len((out / "answers.jsonl").read_text().splitlines()) == 12
     assert json.loads((out / "results.json").read_text())["method"] == "aspire"

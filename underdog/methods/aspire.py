@@ -336,6 +336,11 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
 COLUMNS = ("accuracy", "auroc", "auacc", "acc@50", "acc@80", "acc@90", "prr")
 
 
+def _half_width(entry: dict) -> float:
+    lo, hi = entry["ci95"] or (entry["value"], entry["value"])
+    return (hi - lo) / 2
+
+
 def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: list[dict] | None, alpha: float,
                   judge_info: dict, lm) -> dict:
     from underdog.eval.selective import plot_accuracy_coverage, selective_metrics
@@ -365,8 +370,14 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
     best_main = max(baselines_main, key=lambda b: metrics[f"{b}/auacc"]["value"])
     summary = {
         "alpha": alpha, "best_baseline": best_main, "compare_best_baseline": best_compare,
-        "aspire_beats_every_baseline": {m: all(metrics[f"aspire/{m}"]["value"] >= metrics[f"{b}/{m}"]["value"]
+        "aspire_minus_baseline": {m: {b: metrics[f"aspire/{m}"]["value"] - metrics[f"{b}/{m}"]["value"]
+                                      for b in BASELINES} for m in ("auroc", "auacc")},
+        "aspire_beats_every_baseline": {m: all(metrics[f"aspire/{m}"]["value"] > metrics[f"{b}/{m}"]["value"]
                                                for b in BASELINES) for m in ("auroc", "auacc")},
+        # the goal: ahead of each baseline by more than that baseline's 95% CI half-width
+        "aspire_ahead_beyond_ci": {m: all(metrics[f"aspire/{m}"]["value"] - metrics[f"{b}/{m}"]["value"]
+                                          > _half_width(metrics[f"{b}/{m}"]) for b in BASELINES)
+                                   for m in ("auroc", "auacc")},
         "auacc_gap_vs_compare": (metrics["aspire/auacc"]["value"]
                                  - metrics[f"{recipe.compare_model}:{best_compare}/auacc"]["value"])
         if compare else None}
@@ -392,9 +403,14 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
               f"questions; correct = Rouge-L >= {recipe.gamma}; α = {alpha}"
               f"{' (tuned on dev)' if recipe.alpha is None else ''}. Values with 95% bootstrap CIs over questions."
               f"\n\n{chr(10).join(lines)}\n\n"
-              f"ASPIRE beats every baseline of `{recipe.model}`: AUROC "
-              f"{summary['aspire_beats_every_baseline']['auroc']}, AUACC "
-              f"{summary['aspire_beats_every_baseline']['auacc']}.\n"
+              + "ASPIRE minus each baseline of `" + recipe.model + "` (AUROC / AUACC): " + "; ".join(
+                  f"{b} {summary['aspire_minus_baseline']['auroc'][b]:+.3f} / "
+                  f"{summary['aspire_minus_baseline']['auacc'][b]:+.3f}" for b in BASELINES)
+              + f". Ahead of every baseline: AUROC {summary['aspire_beats_every_baseline']['auroc']}, AUACC "
+              f"{summary['aspire_beats_every_baseline']['auacc']}; by more than each one's CI half-width: AUROC "
+              f"{summary['aspire_ahead_beyond_ci']['auroc']}, AUACC {summary['aspire_ahead_beyond_ci']['auacc']}.\n"
+              + ("α = 0: ASPIRE's score is the perplexity score (the learned judge did not help on dev).\n"
+                 if alpha == 0 else "")
               + (f"`{recipe.model}` + ASPIRE AUACC minus `{recipe.compare_model}`'s best baseline "
                  f"({best_compare}) AUACC: {gap:+.3f}.\n" if gap is not None else "")
               + ("\nAccuracy by world split: " + "; ".join(
