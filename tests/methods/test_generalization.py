@@ -31,6 +31,20 @@ def test_icl_prompt_holds_support_documents_and_records_subsample(tiny_lm):
     assert all(c.complete and len(c.doc_ids) == len(world.documents) for c in everything)
 
 
+def test_global_prompts_put_the_target_document_right_above_the_inference(tiny_lm):
+    world = _world()
+    prompts = augment.global_prompts(tiny_lm.tokenizer, world.documents, budget=1500, per_document=2)
+    assert len(prompts) == sum(min(2, len(split_sentences(d["text"]))) for d in world.documents)
+    shots = augment.few_shot("infer")
+    for kind, source, prompt in prompts:
+        head, _, tail = prompt.rpartition("\n")
+        assert kind == "infer" and prompt.startswith(shots) and tail.startswith("Infer: ")
+        documents = head[len(shots):]
+        owner = next(d for d in world.documents if source in d["text"])
+        assert owner["text"] in documents and "=>" not in documents  # the shots stay above the documents
+        assert len(tiny_lm.tokenizer.encode(prompt)) <= 1500
+
+
 def test_finetuning_data_never_contains_a_test_statement():
     world = _world()
     for mode in ("off", "independent", "cumulative"):

@@ -87,9 +87,10 @@ def _content_words(text: str) -> set[str]:
 
 def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_document: int = 4,
                    seed: int = 0) -> list[tuple[str, str, str]]:
-    """(kind, source, prompt) for up to ``per_document`` target sentences of each document: as much of the
-    training set as fits in ``budget`` tokens (documents sharing the most words with the target sentence
-    first, so the facts it links to are likely in view), a few-shot block, then "Infer: <target sentence>"."""
+    """(kind, source, prompt) for up to ``per_document`` target sentences of each document: a few-shot block,
+    then as much of the training set as fits in ``budget`` tokens (documents sharing the most words with the
+    target sentence first, so the facts it links to are likely in view), then "Infer: <target sentence>" right
+    after the documents, so the inference reads the documents just above it."""
     rng = random.Random(f"global-{seed}")
     shots = few_shot("infer", seed=seed)
     lengths = {d["id"]: len(tokenizer.encode(d["text"] + "\n", add_special_tokens=False)) for d in documents}
@@ -110,7 +111,7 @@ def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_docume
                     used += lengths[d["id"]]
             rng.shuffle(context)
             block = "".join(d["text"] + "\n" for d in context) + "\n"
-            prompts.append(("infer", s, f"{block}{shots}{KIND_PREFIX['infer']} {strip_leadin(s)}"))
+            prompts.append(("infer", s, f"{shots}\n{block}{KIND_PREFIX['infer']} {strip_leadin(s)}"))
     return prompts
 
 
