@@ -111,7 +111,7 @@ def test_soft_judge_learns_and_round_trips(tmp_path):
     assert (scores[1] > scores[0]).all()
 
 
-def test_training_examples_use_reference_top_correct_and_wrong(llama_dir):
+def test_training_examples_top_correct_and_wrong_and_the_reference_when_asked(llama_dir):
     lm = load(llama_dir, device="cpu")
     tuned = Tuned(lm.model, lm.tokenizer)
     recipe = AspireRecipe(task="world-qa")
@@ -121,10 +121,16 @@ def test_training_examples_use_reference_top_correct_and_wrong(llama_dir):
                             {"text": "the dog", "token_ids": [7], "logprob": -3, "correct": False},
                             {"text": "dog", "token_ids": [8], "logprob": -4, "correct": False}]},
                {"samples": [{"text": "red", "token_ids": [9], "logprob": -1, "correct": True}]}]
-    ex = judge_examples(tuned, items, sampled, recipe.selfeval)
-    assert len(ex) == 5 and ex[0]["label"] == 1 and ex[3]["label"] == 1  # the references
-    assert [(e["answer_ids"], e["label"]) for e in ex[1:3]] == [([6], 0), ([7], 0)]  # not the reference's duplicate
-    assert (ex[4]["answer_ids"], ex[4]["label"]) == ([], 0)  # the empty answer when no sample was wrong
+    ex = judge_examples(tuned, items, sampled, recipe.selfeval)  # default: no reference answers
+    assert [(e["answer_ids"], e["label"]) for e in ex] == [([5], 1), ([6], 0), ([7], 0), ([9], 1), ([], 0)]
+    always = judge_examples(tuned, items, sampled, recipe.selfeval.model_copy(update={"reference": "always"}))
+    assert len(always) == 5 and always[0]["label"] == 1 and always[3]["label"] == 1  # the references
+    assert [(e["answer_ids"], e["label"]) for e in always[1:3]] == [([6], 0), ([7], 0)]  # not the reference twice
+    assert (always[4]["answer_ids"], always[4]["label"]) == ([], 0)  # the empty answer when no sample was wrong
+    sampled[0]["samples"][0]["correct"] = False  # now no correct sample for "a": the reference stands in
+    fallback = judge_examples(tuned, items, sampled, recipe.selfeval.model_copy(update={"reference": "if_none_correct"}))
+    assert fallback[0]["label"] == 1 and fallback[0]["answer_ids"] == tuned.encode(" the cat.")
+    assert [e["label"] for e in fallback] == [1, 0, 0, 1, 0]
 
 
 def test_recipe_needs_one_data_source():

@@ -50,7 +50,8 @@ class SelfEvalSettings(Strict):
     batch_questions: int = Field(8, gt=0)
     top_correct: int = Field(2, ge=0)
     top_wrong: int = Field(2, gt=0)
-    use_reference: bool = True  # the reference answer is a "correct" example too
+    # the reference answer as a "correct" example: always | if_none_correct | never (see judge_examples)
+    reference: Literal["always", "if_none_correct", "never"] = "never"
     prompt: str = " Correct or incorrect?"
     correct_word: str = " Correct"  # the judgement token for a correct answer
     incorrect_word: str = " Incorrect"
@@ -173,16 +174,23 @@ def run_samples(tuned: Tuned, items: list[dict], recipe: AspireRecipe) -> list[d
 
 
 def judge_examples(tuned: Tuned, items: list[dict], sampled: list[dict], cfg: SelfEvalSettings) -> list[dict]:
-    """Reference (correct), top correct and top wrong samples by likelihood; the empty answer when none is wrong."""
+    """Top correct and top wrong samples by likelihood (the empty answer when none is wrong), and the reference
+    answer as a correct one: always, only for questions with no correct sample (``if_none_correct``), or never.
+
+    The reference is text the model did not choose, usually less likely than its own (wrong) answers: as a
+    positive for every question it teaches the judge that the model's likely answers are the wrong ones."""
     examples = []
     for q, s in zip(items, sampled):
         prompt = tuned.encode(qa_prompt(q), special=True)
-        ref = tuned.encode(qa_completion(q["answers"][0]))
-        if cfg.use_reference:
-            examples.append({"prompt_ids": prompt, "answer_ids": ref, "label": 1})
         ranked = sorted(s["samples"], key=lambda a: -a["logprob"])
-        right = [a for a in ranked if a["correct"] and normalize_answer(a["text"]) != normalize_answer(q["answers"][0])]
+        right = [a for a in ranked if a["correct"]]
         wrong = [a for a in ranked if not a["correct"]] or [{"token_ids": []}]
+        use_reference = cfg.reference == "always" or (cfg.reference == "if_none_correct" and not right)
+        if use_reference:
+            examples.append({"prompt_ids": prompt, "answer_ids": tuned.encode(qa_completion(q["answers"][0])),
+                             "label": 1})
+            ref = normalize_answer(q["answers"][0])
+            right = [a for a in right if normalize_answer(a["text"]) != ref]  # not the reference twice
         examples += [{"prompt_ids": prompt, "answer_ids": a["token_ids"], "label": 1} for a in right[:cfg.top_correct]]
         examples += [{"prompt_ids": prompt, "answer_ids": a["token_ids"], "label": 0} for a in wrong[:cfg.top_wrong]]
     return examples
