@@ -16,5 +16,5 @@ def test_demo_runs_every_study_and_writes_one_report(llama_dir, tmp_path):
     report = (tmp_path / "demo" / "report.md").read_text()
     assert report.count("\n## ") >= 3 and "(generalization/generalization.png)" in report
     assert json.loads((tmp_path / "demo" / "results.json").read_text())["method"] == "demo"
-    steps = [line[:10] for line in logs if line.startswith("[demo ")]
+    steps = [line[:10] for line in logs if line.startswith("[demo")]
     assert steps == ["[demo 1/3]", "[demo 2/3]", "[demo 3/3]", "[demo] rep"]  # progress, then the report path
