@@ -8,7 +8,8 @@ line, then 3-6 answered questions in the cloze format of ``questions.py``: ``que
 one a line, over all six splits; ``icl_facts``: fact-sentence contexts only; ``icl_docs``: document contexts
 only, the support documents among distractor documents up to ~450 words, as in ``underdog generalization``;
 ``icl_hard``: fact contexts that also state facts about every wrong option, so no option can be told apart by
-whether it appears in context), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+whether it appears in context; ``icl_dense``: a context, then every question it answers, 8-16;
+``icl_infer``: the same contexts, then "Infer:"/"Reverse:" rewrites of their facts), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
@@ -85,6 +86,11 @@ def _fill(rng: random.Random, unit: Callable[[], str], sep: str = "\n\n", lo: in
     return sep.join(parts)
 
 
+def _question_key(q: dict) -> tuple[str, str]:
+    """A question's identity as text: the same prefix and answer are the same line, whatever the split."""
+    return q["question"], q["choices"][q["answer"]]
+
+
 def _pick_questions(world: World, rng: random.Random, k: int, max_support: int = 8) -> list[dict]:
     """Up to ``k`` questions over random splits whose support facts together number at most ``max_support``."""
     by_split: dict[str, list[dict]] = {}
@@ -96,8 +102,7 @@ def _pick_questions(world: World, rng: random.Random, k: int, max_support: int =
             break
         q = rng.choice(by_split[rng.choice(splits)])
         new = support | set(q["support"])
-        seen = {(p["question"], p["choices"][p["answer"]]) for p in picked}
-        if len(new) <= max_support and (q["question"], q["choices"][q["answer"]]) not in seen:
+        if len(new) <= max_support and _question_key(q) not in {_question_key(p) for p in picked}:
             picked.append(q)
             support = new
     return picked
@@ -185,9 +190,10 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
                   and (not rewrite or q["split"] in ("syllogism", "two_hop", "reversal"))]
     seen, qs, k = set(), [], rng.randint(*n_questions)
     for q in rng.sample(answerable, len(answerable)):
-        key = (q["question"], q["choices"][q["answer"]])
-        if key not in seen and len(qs) < k:
-            seen.add(key)
+        if len(qs) == k:
+            break
+        if _question_key(q) not in seen:
+            seen.add(_question_key(q))
             qs.append(q)
     if not qs:
         return Episode("", [], [])
@@ -233,12 +239,13 @@ def judge_episode(world: World, rng: random.Random) -> Episode:
     for q in qs:
         true = rng.random() < 0.5
         j = q["answer"] if true else rng.choice([i for i in range(len(q["choices"])) if i != q["answer"]])
-        s = _statement_text(world, q, j)
         if style == 3:  # a QA answer judged, as ASPIRE's self-evaluation asks
             options = f" Options: {'; '.join(q['choices'])}." if rng.random() < 0.5 else ""
             lines.append(f"Question: {q['question']} ...?{options} Answer: {q['choices'][j]}. Correct or incorrect? "
                          f"{'Correct' if true else 'Incorrect'}.")
-        elif style == 0:
+            continue
+        s = _statement_text(world, q, j)
+        if style == 0:
             lines.append(f"Is it true that {s}? {'Yes' if true else 'No'}.")
         elif style == 1:
             lines.append(f"{capitalize(s)}. True or false? {'True' if true else 'False'}.")
