@@ -12,6 +12,7 @@ Same seed and sizes give byte-identical files; ``pool="pretrain"`` worlds never 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -76,6 +77,15 @@ class World:
     def counts(self) -> dict[str, int]:
         c = Counter(q["split"] for q in self.questions)
         return {s: c[s] for s in SPLITS}
+
+    @functools.cached_property
+    def facts_by_entity(self) -> dict[str, list[str]]:
+        """Fact ids per lower-cased entity (either side of a fact), in fact order; built once per world."""
+        index: dict[str, list[str]] = {}
+        for f in self.facts:
+            for e in {f.a.lower(), f.b.lower()}:
+                index.setdefault(e, []).append(f.id)
+        return index
 
 
 def make_world(seed: int, pool: str = "eval", **sizes: int | float) -> World:

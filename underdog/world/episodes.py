@@ -149,10 +149,7 @@ def _context(world: World, qs: list[dict], rng: random.Random, p_documents: floa
 def _choice_facts(world: World, qs: list[dict], rng: random.Random, per_choice: int = 2) -> list[str]:
     """Ids of facts about the entities in the questions' wrong choices (up to ``per_choice`` each), so that
     every option appears in context and only binding the right entities answers the question."""
-    by_entity: dict[str, list[str]] = {}
-    for f in world.facts:
-        for e in {f.a.lower(), f.b.lower()}:
-            by_entity.setdefault(e, []).append(f.id)
+    by_entity = world.facts_by_entity
     picked = []
     for q in qs:
         for j, choice in enumerate(q["choices"]):
