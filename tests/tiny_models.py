@@ -1,13 +1,21 @@
-"""Tiny Llama and GPT-2 models with a BPE tokenizer, built in code (nothing downloaded), for every test."""
+"""Tiny Llama and GPT-2 models with a BPE tokenizer, built in code (nothing downloaded), for every test.
+
+``make_tokenizer`` trains a byte-level BPE on a toy corpus in milliseconds (with ChatML markers as special
+tokens, and options for a GPT-2-like tokenizer without BOS or one whose pad is EOS); ``build_model`` builds a
+randomly initialised 2-layer Llama or GPT-2 (no dropout) for it; ``varied_examples`` makes prompt/completion
+pairs of different lengths for training tests.
+"""
 
 from __future__ import annotations
 
+import functools
 import random
 
 import torch
 
 WORDS = ("the cat dog sat on a mat red blue green big small ran far near house tree river stone "
          "question answer yes no true false correct incorrect more less than all some are is of").split()
+CHAT_MARKERS = ["<|im_start|>", "<|im_end|>"]
 
 
 def make_corpus(n: int = 400, seed: int = 0) -> list[str]:
@@ -15,22 +23,36 @@ def make_corpus(n: int = 400, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + "." for _ in range(n)]
 
 
-def make_tokenizer(add_bos: bool = True, vocab_size: int = 300):
-    """A byte-level BPE tokenizer trained on a toy corpus, wrapped as a PreTrainedTokenizerFast."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+@functools.cache
+def _trained_bpe(vocab_size: int) -> str:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    special = ["<pad>", "<s>", "</s>"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>", *CHAT_MARKERS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(make_corpus(), trainer)
+    return tok.to_str()
+
+
+def make_tokenizer(add_bos: bool = True, vocab_size: int = 300, pad_is_eos: bool = False,
+                   chat_template: str | None = None):
+    """A byte-level BPE tokenizer wrapped as a PreTrainedTokenizerFast; ``add_bos`` prepends ``<s>`` like
+    Llama (``False`` behaves like GPT-2); ``pad_is_eos`` makes ``</s>`` the pad token too."""
+    from tokenizers import Tokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer.from_str(_trained_bpe(vocab_size))
     if add_bos:
         tok.post_processor = processors.TemplateProcessing(
             single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="</s>" if pad_is_eos else "<pad>",
+                                   additional_special_tokens=CHAT_MARKERS)
+    if chat_template is not None:
+        fast.chat_template = chat_template
+    return fast
 
 
 def build_model(arch: str, tokenizer, seed: int = 0, **overrides):
@@ -44,7 +66,8 @@ def build_model(arch: str, tokenizer, seed: int = 0, **overrides):
                           num_key_value_heads=2, max_position_embeddings=256, **common)
         cfg.update(overrides)
         return LlamaForCausalLM(cfg).eval()
-    cfg = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=256, **common)
+    cfg = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=256, resid_pdrop=0.0, embd_pdrop=0.0,
+                     attn_pdrop=0.0, **common)
     cfg.update(overrides)
     return GPT2LMHeadModel(cfg).eval()
 
@@ -55,3 +78,15 @@ def save_model_dir(path, arch: str, seed: int = 0):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def varied_examples(n: int, seed: int = 0) -> list[dict]:
+    """``n`` prompt/completion pairs of different lengths."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        k, m = 1 + i % 4, 1 + (i * 3) % 5
+        idx = torch.randint(len(WORDS), (k + m,), generator=g).tolist()
+        out.append({"prompt": " ".join(WORDS[j] for j in idx[:k]) + " :",
+                    "completion": " " + " ".join(WORDS[j] for j in idx[k:])})
+    return out

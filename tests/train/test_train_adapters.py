@@ -2,22 +2,22 @@
 
 import pytest
 import torch
-from helpers import make_tokenizer, tiny_gpt2, tiny_llama, varied_examples
 
+from tests.tiny_models import build_model, make_tokenizer, varied_examples
 from underdog.train import TrainConfig, apply_adapter, load_adapter, save_trained, train, trainable_parameters
 
 
 @pytest.mark.parametrize(
-    "make_model, adapter, options",
+    "arch, adapter, options",
     [
-        (tiny_llama, "lora", {"r": 4, "alpha": 8}),
-        (tiny_gpt2, "lora", {"r": 4}),
-        (tiny_llama, "prompt", {"num_virtual_tokens": 4, "init_text": "question : answer"}),
+        ("llama", "lora", {"r": 4, "alpha": 8}),
+        ("gpt2", "lora", {"r": 4}),
+        ("llama", "prompt", {"num_virtual_tokens": 4, "init_text": "question : answer"}),
     ],
 )
-def test_adapter_trains_only_itself_and_reloads(tmp_path, make_model, adapter, options):
-    tok = make_tokenizer(bos=make_model is tiny_llama)
-    base = make_model(len(tok))
+def test_adapter_trains_only_itself_and_reloads(tmp_path, arch, adapter, options):
+    tok = make_tokenizer(add_bos=arch == "llama")
+    base = build_model(arch, tok)
     before = {k: v.clone() for k, v in base.state_dict().items()}
     config = TrainConfig(lr=1e-2, max_steps=3, batch_size=4, adapter=adapter, adapter_options=options,
                          packing=True, max_length=64)  # packing falls back to padding for prompt tuning
@@ -37,15 +37,15 @@ def test_adapter_trains_only_itself_and_reloads(tmp_path, make_model, adapter, o
     ids = torch.tensor([tok("zorp is bigger than")["input_ids"]])
     with torch.no_grad():
         expected = model(input_ids=ids).logits
-        reloaded = load_adapter(make_model(len(tok)), out)
+        reloaded = load_adapter(build_model(arch, tok), out)
         reloaded.eval()
         torch.testing.assert_close(reloaded(input_ids=ids).logits, expected)
-        assert not torch.allclose(make_model(len(tok))(input_ids=ids).logits, expected[:, -ids.shape[1]:])
+        assert not torch.allclose(build_model(arch, tok)(input_ids=ids).logits, expected[:, -ids.shape[1]:])
 
 
 def test_prompt_init_text_uses_token_embeddings():
     tok = make_tokenizer()
-    base = tiny_llama(len(tok))
+    base = build_model("llama", tok)
     model = apply_adapter(base, "prompt", num_virtual_tokens=3, init_text="alpha", tokenizer=tok)
     ids = tok("alpha", add_special_tokens=False)["input_ids"]
     expected = base.get_input_embeddings().weight[(ids * 3)[:3]]
@@ -54,13 +54,13 @@ def test_prompt_init_text_uses_token_embeddings():
 
 def test_full_and_bad_options(tmp_path):
     tok = make_tokenizer()
-    model = apply_adapter(tiny_llama(len(tok)), "full")
+    model = apply_adapter(build_model("llama", tok), "full")
     assert all(p.requires_grad for p in model.parameters())
     out = save_trained(model, tmp_path / "full", tok)
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     with pytest.raises(ValueError, match="unknown options"):
-        apply_adapter(tiny_llama(len(tok)), "lora", rank=4)
+        apply_adapter(build_model("llama", tok), "lora", rank=4)
     with pytest.raises(ValueError, match="adapter kind"):
-        apply_adapter(tiny_llama(len(tok)), "ia3")
+        apply_adapter(build_model("llama", tok), "ia3")
     with pytest.raises(ValueError, match="no adapter"):
-        load_adapter(tiny_llama(len(tok)), out)
+        load_adapter(build_model("llama", tok), out)

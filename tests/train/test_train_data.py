@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from helpers import make_tokenizer, tiny_gpt2, tiny_llama
 
+from tests.tiny_models import build_model, make_tokenizer
 from underdog.train import IGNORE_INDEX, collate, pack_examples, tokenize_example, tokenize_examples
 
 CHAT = [
@@ -21,7 +21,7 @@ def trained_text(tok, row) -> str:
 
 @pytest.mark.parametrize("bos", [True, False])
 def test_completion_only_masks_prompt_and_trains_eos_when_pad_is_eos(bos):
-    tok = make_tokenizer(bos=bos, pad_is_eos=True)
+    tok = make_tokenizer(add_bos=bos, pad_is_eos=True)
     assert tok.pad_token_id == tok.eos_token_id
     row = tokenize_example({"prompt": "the capital of france is", "completion": " paris"}, tok)
     prompt_ids = tok("the capital of france is", add_special_tokens=False)["input_ids"]
@@ -85,20 +85,20 @@ def test_bad_example_names_its_index(bad, field):
 
 def test_truncation_cuts_the_prompt_from_the_left_and_keeps_the_completion():
     tok = make_tokenizer()
-    ex = {"prompt": "alpha beta gamma delta epsilon zeta eta theta iota kappa", "completion": " lambda mu"}
+    ex = {"prompt": "the cat sat on a mat near the big red house", "completion": " yes no"}
     full = tokenize_example(ex, tok)
     row = tokenize_example(ex, tok, max_length=10)
     assert len(row["input_ids"]) == 10 < len(full["input_ids"])
     assert row["input_ids"][0] == tok.bos_token_id
     assert row["input_ids"][1:] == full["input_ids"][-9:]
-    assert trained_text(tok, row) == trained_text(tok, full) == f" lambda mu{tok.eos_token}"
+    assert trained_text(tok, row) == trained_text(tok, full) == f" yes no{tok.eos_token}"
     tiny = tokenize_example(ex, tok, max_length=3)  # too short for the completion: cut from the right
-    assert tiny["input_ids"] == [tok.bos_token_id] + full["input_ids"][-len(tok(" lambda mu", add_special_tokens=False)["input_ids"]) - 1 :][:2]
+    assert tiny["input_ids"] == [tok.bos_token_id] + full["input_ids"][-len(tok(" yes no", add_special_tokens=False)["input_ids"]) - 1 :][:2]
 
 
 def test_pack_examples_rows_and_positions():
     tok = make_tokenizer()
-    rows = tokenize_examples([{"text": "alpha beta"}, {"text": "gamma"}, {"text": "zorp is bigger than blick ."}], tok)
+    rows = tokenize_examples([{"text": "the cat"}, {"text": "dog"}, {"text": "a red cat"}], tok)
     lengths = [len(r["input_ids"]) for r in rows]
     packed = pack_examples(rows, max_length=lengths[0] + lengths[1])
     assert len(packed) == 2
@@ -112,10 +112,10 @@ def test_pack_examples_rows_and_positions():
         assert (batch["labels"][1, lengths[2] :] == IGNORE_INDEX).all()
 
 
-@pytest.mark.parametrize("make_model", [tiny_llama, tiny_gpt2])
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packing_leaks_no_attention(make_model, attn):
-    tok = make_tokenizer(bos=make_model is tiny_llama)
+def test_packing_leaks_no_attention(arch, attn):
+    tok = make_tokenizer(add_bos=arch == "llama")
     examples = [
         {"prompt": "the capital of france is", "completion": " paris"},
         {"text": "alpha beta gamma"},
@@ -126,7 +126,7 @@ def test_packing_leaks_no_attention(make_model, attn):
     rows = tokenize_examples(examples, tok, completion_only=False)
     packed = pack_examples(rows, max_length=40)
     assert len(packed) >= 2 and any(len(set(p["position_ids"])) < len(p["position_ids"]) for p in packed)
-    model = make_model(len(tok))
+    model = build_model(arch, tok)
     model.config._attn_implementation = attn
     model.eval()
     batch = collate(packed, tok.pad_token_id)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ddp_case, make_tokenizer, tiny_llama, varied_examples
+from helpers import ddp_case
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from tests.tiny_models import build_model, make_tokenizer, varied_examples
 from underdog.train import TrainConfig, latest_checkpoint, lr_at, train
 
 HERE = Path(__file__).parent
@@ -19,7 +20,7 @@ HERE = Path(__file__).parent
 
 def test_loss_falls_on_memorisation():
     tok = make_tokenizer(pad_is_eos=True)
-    model = tiny_llama(len(tok))
+    model = build_model("llama", tok)
     examples = varied_examples(8)
     config = TrainConfig(lr=1e-2, max_steps=30, batch_size=8, lr_schedule="constant", seed=0)
     result = train(model, tok, examples, config)
@@ -31,7 +32,7 @@ def test_loss_falls_on_memorisation():
 
 def test_packed_training_runs_and_learns():
     tok = make_tokenizer()
-    result = train(tiny_llama(len(tok)), tok, varied_examples(16),
+    result = train(build_model("llama", tok), tok, varied_examples(16),
                    TrainConfig(lr=1e-2, max_steps=20, batch_size=2, packing=True, max_length=48, lr_schedule="constant"))
     assert result.losses[-1] < 0.6 * result.losses[0]
 
@@ -55,7 +56,7 @@ def test_grad_accumulation_matches_one_big_batch():
         grads, handle = _capture_grads()
         try:
             config = TrainConfig(lr=1e-3, max_steps=2, batch_size=batch_size, grad_accum=accum, max_grad_norm=None)
-            result = train(tiny_llama(len(tok)), tok, examples, config)
+            result = train(build_model("llama", tok), tok, examples, config)
         finally:
             handle.remove()
         runs[(batch_size, accum)] = (result.losses, grads, [p.detach() for p in result.model.parameters()])
@@ -88,7 +89,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
         return TrainConfig(lr=5e-3, max_steps=6, batch_size=2, save_every=3, output_dir=str(out), seed=1,
                            adapter="lora", adapter_options={"r": 4, "dropout": 0.1})  # dropout: RNG restored
 
-    full = train(tiny_llama(len(tok)), tok, examples, config(tmp_path / "a"))
+    full = train(build_model("llama", tok), tok, examples, config(tmp_path / "a"))
     assert sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir()) == ["step_3", "step_6"]
     assert (tmp_path / "a" / "final" / "adapter_model.safetensors").is_file()
 
@@ -100,13 +101,13 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        train(tiny_llama(len(tok)), tok, examples, config(tmp_path / "b"), callback=die_at_4)
+        train(build_model("llama", tok), tok, examples, config(tmp_path / "b"), callback=die_at_4)
     ckpts = tmp_path / "b" / "checkpoints"
     (ckpts / ".tmp_step_5").mkdir()  # a checkpoint killed while being written...
     (ckpts / "step_9").mkdir()  # ...and a folder without its state file are both ignored
     assert latest_checkpoint(tmp_path / "b") == ckpts / "step_3"
 
-    resumed = train(tiny_llama(len(tok), seed=5), tok, examples, config(tmp_path / "b"), resume=True)
+    resumed = train(build_model("llama", tok, seed=5), tok, examples, config(tmp_path / "b"), resume=True)
     assert resumed.final_step == 6
     assert resumed.losses == pytest.approx(full.losses, rel=1e-6)
     for (name, p), (_, q) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
@@ -144,10 +145,10 @@ def test_ddp_matches_single_process(tmp_path):
 def test_bf16_then_fp32_in_one_process_and_resume_guard(tmp_path):
     tok = make_tokenizer()
     examples = varied_examples(4)
-    bf16 = train(tiny_llama(len(tok)), tok, examples, TrainConfig(max_steps=2, batch_size=2, bf16=True))
+    bf16 = train(build_model("llama", tok), tok, examples, TrainConfig(max_steps=2, batch_size=2, bf16=True))
     assert all(p.dtype == torch.float32 for p in bf16.model.parameters())  # autocast, fp32 master weights
     config = TrainConfig(max_steps=2, batch_size=2, bf16=False, output_dir=str(tmp_path))
-    train(tiny_llama(len(tok)), tok, examples, config)  # another precision: the accelerator state is reset
+    train(build_model("llama", tok), tok, examples, config)  # another precision: the accelerator state is reset
     with pytest.raises(ValueError, match="batch_size: 2 -> 4"):
-        train(tiny_llama(len(tok)), tok, examples, TrainConfig(max_steps=3, batch_size=4, output_dir=str(tmp_path)),
+        train(build_model("llama", tok), tok, examples, TrainConfig(max_steps=3, batch_size=4, output_dir=str(tmp_path)),
               resume=True)
