@@ -374,18 +374,16 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
         curves[f"{recipe.compare_model}: {best_compare} (best baseline)"] = ([r[best_compare] for r in compare],
                                                                             c_correct)
     methods = list(scores) + ([f"{recipe.compare_model}:{b}" for b in BASELINES] if compare else [])
-    baselines_main = [b for b in BASELINES]
-    best_main = max(baselines_main, key=lambda b: metrics[f"{b}/auacc"]["value"])
+    best_main = max(BASELINES, key=lambda b: metrics[f"{b}/auacc"]["value"])
+    margins = {m: {b: metrics[f"aspire/{m}"]["value"] - metrics[f"{b}/{m}"]["value"] for b in BASELINES}
+               for m in ("auroc", "auacc")}
     summary = {
         "alpha": alpha, "best_baseline": best_main, "compare_best_baseline": best_compare,
-        "aspire_minus_baseline": {m: {b: metrics[f"aspire/{m}"]["value"] - metrics[f"{b}/{m}"]["value"]
-                                      for b in BASELINES} for m in ("auroc", "auacc")},
-        "aspire_beats_every_baseline": {m: all(metrics[f"aspire/{m}"]["value"] > metrics[f"{b}/{m}"]["value"]
-                                               for b in BASELINES) for m in ("auroc", "auacc")},
+        "aspire_minus_baseline": margins,
+        "aspire_beats_every_baseline": {m: all(d > 0 for d in margins[m].values()) for m in margins},
         # the goal: ahead of each baseline by more than that baseline's 95% CI half-width
-        "aspire_ahead_beyond_ci": {m: all(metrics[f"aspire/{m}"]["value"] - metrics[f"{b}/{m}"]["value"]
-                                          > _half_width(metrics[f"{b}/{m}"]) for b in BASELINES)
-                                   for m in ("auroc", "auacc")},
+        "aspire_ahead_beyond_ci": {m: all(margins[m][b] > _half_width(metrics[f"{b}/{m}"]) for b in BASELINES)
+                                   for m in margins},
         "auacc_gap_vs_compare": (metrics["aspire/auacc"]["value"]
                                  - metrics[f"{recipe.compare_model}:{best_compare}/auacc"]["value"])
         if compare else None}
