@@ -162,7 +162,7 @@ def world_qa(seed: int, n_train: int = 400, n_dev: int = 200, n_test: int = 600,
     (with the world split in ``split``). Questions are shuffled once (seeded) and cut into the three parts.
     ``options`` lists the world's answer choices in the question ("... ...? Options: a; b; c; d."), the other
     pretraining format, which makes the task easier for a weak reader."""
-    from underdog.world import make_world, support_documents
+    from underdog.world import make_world, open_question, support_documents
 
     world = make_world(seed, pool="eval", **sizes)
     rng = random.Random(f"underdog-world-qa-{seed}")
@@ -173,8 +173,7 @@ def world_qa(seed: int, n_train: int = 400, n_dev: int = 200, n_test: int = 600,
         others = sorted(set(docs) - set(ids))
         ids = ids + rng.sample(others, min(len(others), rng.randint(*extra_docs)))
         rng.shuffle(ids)
-        question = f"{q['question']} ...?" + (f" Options: {'; '.join(q['choices'])}." if options else "")
-        items.append({"id": q["id"], "question": question, "answers": [q["choices"][q["answer"]]],
+        items.append({"id": q["id"], "question": open_question(q, options), "answers": [q["choices"][q["answer"]]],
                       "context": "\n".join(docs[i]["text"] for i in ids), "split": q["split"]})
     rng.shuffle(items)
     need = n_train + n_dev + n_test

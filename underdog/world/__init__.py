@@ -32,12 +32,12 @@ from underdog.world.knowledge import (
     closure,
     entails,
 )
-from underdog.world.questions import SPLITS, make_questions
+from underdog.world.questions import SPLITS, make_questions, open_question
 from underdog.world.render import Parser, assign_phrasings, make_documents
 from underdog.world.words import SYLLABLES, Lexicon
 
 __all__ = ["DEFAULT_SIZES", "SPLITS", "DataError", "SYLLABLES", "Fact", "Parser", "World", "closure", "entails",
-           "load_world", "make_world", "support_documents", "write_world"]
+           "load_world", "make_world", "open_question", "support_documents", "write_world"]
 
 DEFAULT_SIZES: dict[str, int | float] = {
     "n_dimensions": 28,  # comparison chains, one per adjective

@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from underdog.world import World, make_world, support_documents
+from underdog.world import World, make_world, open_question, support_documents
 from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence, statement
 
 DEFAULT_MIX: dict[str, float] = {"document": 0.15, "icl": 0.25, "icl_qa": 0.10, "rewrite": 0.15, "copy": 0.20,
@@ -198,13 +198,15 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
     return Episode(text + "\n\n" + "\n".join(lines), facts, qs)
 
 
+def _qa_line(q: dict, answer: str, options: bool) -> str:
+    return f"Question: {open_question(q, options)} Answer: {answer}."
+
+
 def _answer_line(q: dict, style: str, rng: random.Random) -> str:
     answer = q["choices"][q["answer"]]
     if style == "cloze":
         return f"{q['question']} {answer}."
-    if style == "options" or (style == "qa" and rng.random() < 0.4):
-        return f"Question: {q['question']} ...? Options: {'; '.join(q['choices'])}. Answer: {answer}."
-    return f"Question: {q['question']} ...? Answer: {answer}."
+    return _qa_line(q, answer, style == "options" or (style == "qa" and rng.random() < 0.4))
 
 
 def icl_episode(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5,
@@ -237,8 +239,7 @@ def judge_episode(world: World, rng: random.Random) -> Episode:
         true = rng.random() < 0.5
         j = q["answer"] if true else rng.choice([i for i in range(len(q["choices"])) if i != q["answer"]])
         if style == 3:  # a QA answer judged, as ASPIRE's self-evaluation asks
-            options = f" Options: {'; '.join(q['choices'])}." if rng.random() < 0.5 else ""
-            lines.append(f"Question: {q['question']} ...?{options} Answer: {q['choices'][j]}. Correct or incorrect? "
+            lines.append(f"{_qa_line(q, q['choices'][j], rng.random() < 0.5)} Correct or incorrect? "
                          f"{'Correct' if true else 'Incorrect'}.")
             continue
         s = _statement_text(world, q, j)

@@ -24,6 +24,12 @@ SPLITS: tuple[str, ...] = ("forward", "rephrasing", "reversal", "syllogism", "ho
 Item = tuple[str, Fact, int, list[Fact]]  # (split, statement, phrasing, support facts)
 
 
+def open_question(q: dict, options: bool = False) -> str:
+    """A cloze question asked as an open one: "<prefix> ...?", and " Options: a; b; c; d." with ``options``
+    (the question text of world QA and of the pretraining QA lines)."""
+    return f"{q['question']} ...?" + (f" Options: {'; '.join(q['choices'])}." if options else "")
+
+
 def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, documents: Sequence[dict] = (),
                    n_choices: int = 4, max_inherited: int = 4, max_holdout: int = 6) -> list[dict]:
     """All test questions of a world, grouped by split (shuffled within a split), ids ``q00000``...
