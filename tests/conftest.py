@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import save_model_dir
+
+from tests.tiny_models import save_model_dir
 
 
 @pytest.fixture(autouse=True)

@@ -83,8 +83,7 @@ def test_judge_tokens_split_multi_token_words(tiny_lm):
 
 
 def test_soft_judge_learns_and_round_trips(tmp_path):
-    from tiny_models import build_model, make_tokenizer
-
+    from tests.tiny_models import build_model, make_tokenizer
     from underdog.methods.selfeval import prefill
 
     tokenizer = make_tokenizer()
