@@ -42,3 +42,19 @@ def test_pretrain_continues_into_a_wider_model_and_keeps_the_stage_history(tmp_p
     card = (large / "final" / "MODEL_CARD.md").read_text()
     assert f"init_from={small / 'final'}" in card and "| 2 |" in card
     assert (large / "final" / "pretrain_log_stage1.jsonl").is_file()
+
+
+def test_pretrain_from_scratch_can_reuse_another_models_tokenizer(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["tokens=20000", "model.hidden=32", "model.layers=1", "model.intermediate=64", "model.context=1024",
+              "batch_size=4", "probe_every=100", "probe_per_split=2", "final_probe_per_split=2", "save_every=100",
+              "threads=1"]
+    assert main(["pretrain", f"out={first}", "vocab_size=400", "model.heads=4", *common]) == 0
+    # another vocabulary size would train another tokenizer: tokenizer_from must win over it
+    assert main(["pretrain", f"out={second}", "vocab_size=300", f"tokenizer_from={first / 'final'}",
+                 "model.heads=1", "seed=3", *common]) == 0
+    a, b = load(first / "final"), load(second / "final")
+    assert a.tokenizer.get_vocab() == b.tokenizer.get_vocab()
+    assert b.model.config.num_attention_heads == 1 and not (second / "stages" / "tokenizer").exists()
+    summary = json.loads((second / "final" / "pretrain_summary.json").read_text())
+    assert [st["init_from"] for st in summary["stages"]] == [None]  # a fresh model, not a continuation

@@ -51,6 +51,7 @@ class PretrainRecipe(Strict):
     icl_budget: int = Field(768, gt=0)  # tokens of documents + question in the probe's ICL prompts
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
     init_from: str | None = None  # continue from a finished model dir (same tokenizer), e.g. a longer schedule
+    tokenizer_from: str | None = None  # a fresh model with an existing model dir's tokenizer (e.g. "builtin")
 
 
 def _texts(seed: int, n: int, mix: dict | None) -> list[str]:
@@ -110,8 +111,9 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         tok.save_pretrained(tmp)
         return {"vocab": len(tok)}
 
-    if recipe.init_from:
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(recipe.init_from)
+    if recipe.init_from or recipe.tokenizer_from:
+        source = recipe.init_from or recipe.tokenizer_from
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(ASSETS / source if (ASSETS / source).is_dir() else source)
     else:
         run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
