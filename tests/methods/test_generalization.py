@@ -7,7 +7,7 @@ from underdog.methods import augment
 from underdog.methods.finetune import split_sentences, training_examples
 from underdog.methods.icl import build_contexts
 from underdog.world import make_world
-from underdog.world.render import capitalize
+from underdog.world.render import capitalize, strip_leadin
 
 
 def _world():
@@ -43,6 +43,41 @@ def test_global_prompts_put_the_target_document_right_above_the_inference(tiny_l
         owner = next(d for d in world.documents if source in d["text"])
         assert owner["text"] in documents and "=>" not in documents  # the shots stay above the documents
         assert len(tiny_lm.tokenizer.encode(prompt)) <= 1500
+
+
+def test_linked_prompts_pair_training_sentences_that_share_a_word_in_chain_order():
+    world = _world()
+    sentences = {strip_leadin(s) for d in world.documents for s in split_sentences(d["text"])}
+    prompts = augment.linked_prompts(world.documents, links=2)
+    shots = augment.few_shot("link")
+    pairs = set()
+    for kind, source, prompt in prompts:
+        first, second = split_sentences(source)
+        assert kind == "link" and first in sentences and second in sentences and first != second
+        assert prompt == f"{shots}Infer: {source} =>"
+        assert augment._content_words(first) & augment._content_words(second)
+        pairs.add(frozenset((first, second)))
+    assert len(pairs) == len(prompts)  # each pair is asked once, in one order
+    assert len(prompts) <= 2 * len(sentences)
+    # "All A are B." then "All B are C.": the shared word ends the first premise and starts the second
+    chain = [{"id": "d", "text": "All bokus are zimpas. All darfos are bokus.", "facts": []}]
+    [(_, source, _)] = augment.linked_prompts(chain, links=1)
+    assert source == "All darfos are bokus. All bokus are zimpas."
+
+
+def test_the_best_non_junk_beam_is_kept(monkeypatch):
+    from types import SimpleNamespace
+
+    import underdog.lm.generate as gen
+
+    beams = [[" Bokus are bokus.", " Darfos are zimpas.", " Zimpas are darfos."],  # best beam is junk
+             [" Bokus are bokus.", " Bokus are bokus."]]  # every beam is junk
+    monkeypatch.setattr(gen, "generate", lambda lm, prompts, **kw: [
+        [SimpleNamespace(text=t) for t in b] for b in beams[: len(prompts)]])
+    prompts = [("link", "All darfos are bokus. All bokus are zimpas.", "p1"), ("link", "Bokus are x.", "p2")]
+    kept, counts = augment.generate_augmentations(None, prompts, beams=3)
+    assert [a["text"] for a in kept] == ["Darfos are zimpas."]
+    assert counts == {"generated": 2, "kept": 1, "self-reference": 1}
 
 
 def test_finetuning_data_never_contains_a_test_statement():
@@ -83,6 +118,9 @@ def test_malformed_augmentations_are_dropped_and_counted():
         assert augment.clean(source, output, "reverse") == expected
     assert augment.clean(source, " Tims are zorps. => Tims are blicks.", "infer") == ("Tims are blicks.", "kept")
     assert augment.clean(source, " Tims are zorps.", "infer") == (None, "no '=>'")
+    premises = "All tims are zorps. All zorps are blicks."
+    assert augment.clean(premises, " All tims are blicks.", "link") == ("All tims are blicks.", "kept")
+    assert augment.clean(premises, " All zorps are blicks.", "link") == (None, "copy of source")
 
 
 def test_truth_rate_checks_augmentations_against_the_world():

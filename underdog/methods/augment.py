@@ -2,10 +2,15 @@
 training data, and fine-tuning uses documents + those inferences.
 
 ``local``: for each training sentence, a few-shot prompt asks for a rephrasing and a reversal
-("Rephrase: s =>", "Reverse: s =>"). ``global``: as much of the training set as fits the window is put in
-context (the documents that share the most words with the target sentence first: a small model cannot hold
-the whole set), and the model writes an inference linking the target sentence to other facts
-("Infer: s ... => conclusion").
+("Rephrase: s =>", "Reverse: s =>"). ``global`` links a training sentence to other facts of the training set
+and asks for their consequence, in one of two ways. ``linked_prompts`` (the default) searches the whole set for
+the sentences that share a content word with the target sentence and gives the model each pair as premises,
+linking term in the middle ("Infer: s1 s2 =>"): the model writes only the conclusion. ``global_prompts`` (the
+paper's layout, for models with a long window) puts as much of the set as fits in context, the documents
+sharing the most words with the target first, and the model picks the second premise itself
+("Infer: s => s2 => conclusion"). A 0.27M-parameter model writes 64% true linked conclusions and about 10% true
+document-context inferences (seed-7 world), since picking the right partner among ~50 facts in view is the
+binding it cannot do.
 The few-shot examples come from a pretraining-pool world, so they share no word with the user's data.
 Output is cleaned: junk (empty, unfinished, copies of the source, other formats) is dropped and counted,
 duplicates are removed; each kept augmentation keeps its source sentence. Where the world's facts are
@@ -23,8 +28,9 @@ from underdog.methods.finetune import split_sentences
 from underdog.world.episodes import pretrain_world, rewrite_line
 from underdog.world.render import strip_leadin
 
-KIND_PREFIX = {"rephrase": "Rephrase:", "reverse": "Reverse:", "infer": "Infer:"}
-SOURCE_SPLITS = {"rephrase": ("rephrasing",), "reverse": ("reversal",), "infer": ("syllogism", "two_hop")}
+KIND_PREFIX = {"rephrase": "Rephrase:", "reverse": "Reverse:", "infer": "Infer:", "link": "Infer:"}
+SOURCE_SPLITS = {"rephrase": ("rephrasing",), "reverse": ("reversal",), "infer": ("syllogism", "two_hop"),
+                 "link": ("syllogism", "two_hop")}
 _WORD = re.compile(r"[A-Za-z]+")
 _GLUE = {"the", "a", "an", "of", "is", "are", "than", "more", "less", "all", "some", "no", "every", "each", "any",
          "kind", "type", "include", "child", "parent", "grandparent", "grandchild", "sibling", "named", "has",
@@ -65,7 +71,9 @@ def clean(source: str, output: str, kind: str) -> tuple[str | None, str]:
     content = [w.lower().removesuffix("s") for w in words if w.lower() not in _GLUE]
     if len(content) >= 2 and content[0] == content[-1]:
         return None, "self-reference"  # "Tam is the child of Tam": a copying failure, never a fact
-    if text.rstrip(".").lower() in (source.strip().rstrip(".?").lower(), strip_leadin(source).rstrip(".").lower()):
+    copies = {form for sentence in split_sentences(source)
+              for form in (sentence.rstrip(".?").lower(), strip_leadin(sentence).rstrip(".").lower())}
+    if text.rstrip(".").lower() in copies:
         return None, "copy of source"
     return text, "kept"
 
@@ -83,6 +91,44 @@ def _content_words(text: str) -> set[str]:
     stop = stopwords()
     words = {w.lower() for w in _WORD.findall(text)}
     return {w[:-1] if w.endswith("s") else w for w in words if w not in stop and len(w) > 2}
+
+
+def _link_position(sentence: str, word: str) -> float:
+    """Where ``word`` (a content word, singular) sits in ``sentence``: 0 first word, 1 last word."""
+    tokens = [t.lower() for t in _WORD.findall(sentence)]
+    for k, t in enumerate(tokens):
+        if word in (t, t[:-1] if t.endswith("s") else t):
+            return k / max(1, len(tokens) - 1)
+    return 0.5
+
+
+def linked_prompts(documents: Sequence[dict], links: int = 2, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(kind "link", "s1 s2", prompt) for every training sentence and up to ``links`` other sentences of the
+    training set that share a content word with it (each pair once). The pair is ordered so that the shared
+    word ends the first premise and starts the second ("A are B. B are C."), the order of a chain of
+    reasoning; after a few-shot block of such chains, the model writes their conclusion."""
+    rng = random.Random(f"linked-{seed}")
+    shots = few_shot("link", seed=seed)
+    sentences = list(dict.fromkeys(strip_leadin(s) for d in documents for s in split_sentences(d["text"])))
+    words = [_content_words(s) for s in sentences]
+    by_word: dict[str, list[int]] = {}
+    for i, ws in enumerate(words):
+        for w in sorted(ws):
+            by_word.setdefault(w, []).append(i)
+    prompts, seen = [], set()
+    for i, ws in enumerate(words):
+        partners = sorted({j for w in ws for j in by_word[w] if j != i})
+        for j in rng.sample(partners, min(links, len(partners))):
+            if frozenset((i, j)) in seen:
+                continue
+            seen.add(frozenset((i, j)))
+            shared = sorted(ws & words[j])[0]
+            first, second = ((sentences[i], sentences[j])
+                             if _link_position(sentences[i], shared) >= _link_position(sentences[j], shared)
+                             else (sentences[j], sentences[i]))
+            premises = f"{first} {second}"
+            prompts.append(("link", premises, f"{shots}{KIND_PREFIX['link']} {premises} =>"))
+    return prompts
 
 
 def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_document: int = 4,
@@ -116,15 +162,21 @@ def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_docume
 
 
 def generate_augmentations(lm, prompts: Sequence[tuple[str, str, str]], max_new_tokens: int = 40,
-                           batch_size: int = 16) -> tuple[list[dict], dict]:
-    """Run the prompts (greedy, stop at newline), clean and deduplicate. Returns (augmentations, counts)."""
+                           batch_size: int = 16, beams: int = 4) -> tuple[list[dict], dict]:
+    """Run the prompts (beam search with ``beams`` beams, or greedy for 1; stop at newline), keep each prompt's
+    most likely candidate that is not junk, and deduplicate. Returns (augmentations, counts); a prompt whose
+    every candidate is junk is counted under its best candidate's reason. A tiny model's single best guess is
+    often junk ("Some Bs are Bs."); its second or third beam is often the inference (seed-7 world, 60
+    syllogism pairs, builtin: 17 true conclusions greedy, 41 with 4 beams)."""
     from underdog.lm.generate import generate
 
-    outputs = generate(lm, [p for _, _, p in prompts], max_new_tokens=max_new_tokens, stop=["\n"],
-                       batch_size=batch_size, progress=True)
+    method = "beam" if beams > 1 else "greedy"
+    outputs = generate(lm, [p for _, _, p in prompts], n=beams, method=method, max_new_tokens=max_new_tokens,
+                       stop=["\n"], batch_size=batch_size, progress=True)
     kept, seen, reasons = [], set(), Counter()
     for (kind, source, _), samples in zip(prompts, outputs):
-        text, why = clean(source, samples[0].text, kind)
+        cleaned = [clean(source, s.text, kind) for s in samples]
+        text, why = next(((t, w) for t, w in cleaned if t is not None), cleaned[0])
         if text is None:
             reasons[why] += 1
             continue

@@ -64,7 +64,11 @@ class GeneralizationRecipe(Strict):
     train: FinetuneSettings = FinetuneSettings()
     lora: LoraSettings = LoraSettings()
     augmenter: str | None = None  # model that writes augmentations (default: the model itself)
-    global_per_document: int = Field(4, gt=0)  # inferences asked per document for aug-global
+    global_context: Literal["linked", "documents"] = "linked"  # aug-global: premise pairs found by shared
+    # words (augment.linked_prompts) or the paper's documents-in-context layout (augment.global_prompts)
+    global_links: int = Field(2, gt=0)  # linked: partner sentences per training sentence
+    global_per_document: int = Field(4, gt=0)  # documents: inferences asked per document
+    global_beams: int = Field(4, gt=0)  # beams per aug-global prompt; the best non-junk candidate is kept
 
     @field_validator("methods")
     @classmethod
@@ -140,11 +144,14 @@ def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
     if kind == "local":
         sentences = [s for d in documents for s in split_sentences(d["text"])]
         prompts = augment.local_prompts(sentences, seed=recipe.seed or 0)
+    elif recipe.global_context == "linked":
+        prompts = augment.linked_prompts(documents, recipe.global_links, seed=recipe.seed or 0)
     else:
         budget = recipe.icl_budget or lm.max_length - 64
         prompts = augment.global_prompts(lm.tokenizer, documents, budget, recipe.global_per_document,
                                          seed=recipe.seed or 0)
-    kept, counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.batch_size)
+    kept, counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.batch_size,
+                                                  beams=recipe.global_beams if kind == "global" else 1)
     truth = augment.truth_rate(kept, facts) if facts else None
     write_jsonl(tmp / f"augmentations_{kind}.jsonl", kept)
     return {"augmentations": kept, "counts": counts, "truth": truth}
@@ -166,7 +173,9 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
     for kind in sorted({k for m in recipe.methods for k in AUGMENTS.get(m, ())}):
         writer = load(recipe.augmenter, device=recipe.device) if recipe.augmenter else lm
         inputs = {"augment": kind, "data": data_key, "model": hash_inputs([recipe.augmenter, model_key]),
-                  "seed": recipe.seed, "per_document": recipe.global_per_document, "budget": recipe.icl_budget}
+                  "seed": recipe.seed, "per_document": recipe.global_per_document, "budget": recipe.icl_budget,
+                  "global": [recipe.global_context, recipe.global_links],
+                  "beams": recipe.global_beams if kind == "global" else 1}
         augmented[kind] = run.stage(f"augment-{kind}", inputs,
                                     lambda tmp, k=kind, w=writer: run_augment(k, documents, recipe, w, facts, tmp))
         c = augmented[kind]["counts"]
