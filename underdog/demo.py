@@ -27,7 +27,7 @@ def run_demo(out: str, model: str = "builtin", seed: int = 2026, quick: bool = F
     log(f"[demo 1/3] generalization: none, icl, ft, aug-both on `{model}`, fresh world seed {seed}")
     studies["generalization"] = run_generalization(GeneralizationRecipe(
         model=model, seed=seed, methods=["none", "icl", "ft", "aug-both"], out=str(out_dir / "generalization"),
-        max_per_split=int(100 * scale), global_per_document=2), log=log)
+        max_per_split=int(100 * scale), global_links=1), log=log)
 
     log("[demo 2/3] ASPIRE selective prediction on world QA")
     studies["aspire"] = run_aspire(AspireRecipe.model_validate({
