@@ -136,6 +136,14 @@ def run_finetuned(method: str, documents, questions, recipe, augmentations: list
     return {"answers": answers, "training": training}
 
 
+def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
+    """The recipe settings that shape ``kind``'s augmentations (and key its stage): none for local."""
+    if kind == "local":
+        return {"beams": 1}
+    return {"beams": recipe.global_beams, "context": recipe.global_context, "links": recipe.global_links,
+            "per_document": recipe.global_per_document, "budget": recipe.icl_budget}
+
+
 def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
     from underdog.methods import augment
     from underdog.methods.finetune import split_sentences
@@ -151,7 +159,7 @@ def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
         prompts = augment.global_prompts(lm.tokenizer, documents, budget, recipe.global_per_document,
                                          seed=recipe.seed or 0)
     kept, counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.batch_size,
-                                                  beams=recipe.global_beams if kind == "global" else 1)
+                                                  beams=augment_settings(kind, recipe)["beams"])
     truth = augment.truth_rate(kept, facts) if facts else None
     write_jsonl(tmp / f"augmentations_{kind}.jsonl", kept)
     return {"augmentations": kept, "counts": counts, "truth": truth}
@@ -173,9 +181,7 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
     for kind in sorted({k for m in recipe.methods for k in AUGMENTS.get(m, ())}):
         writer = load(recipe.augmenter, device=recipe.device) if recipe.augmenter else lm
         inputs = {"augment": kind, "data": data_key, "model": hash_inputs([recipe.augmenter, model_key]),
-                  "seed": recipe.seed, "per_document": recipe.global_per_document, "budget": recipe.icl_budget,
-                  "global": [recipe.global_context, recipe.global_links],
-                  "beams": recipe.global_beams if kind == "global" else 1}
+                  "seed": recipe.seed, **augment_settings(kind, recipe)}
         augmented[kind] = run.stage(f"augment-{kind}", inputs,
                                     lambda tmp, k=kind, w=writer: run_augment(k, documents, recipe, w, facts, tmp))
         c = augmented[kind]["counts"]

@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 
 from underdog.config import Strict
-from underdog.lm.load import ASSETS, LM
+from underdog.lm.load import ASSETS, LM, resolve_model_path
 from underdog.runs import Run, atomic_write_json, atomic_write_text, environment
 
 
@@ -112,8 +112,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         return {"vocab": len(tok)}
 
     if recipe.init_from or recipe.tokenizer_from:
-        source = recipe.init_from or recipe.tokenizer_from
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(ASSETS / source if (ASSETS / source).is_dir() else source)
+        source = resolve_model_path(recipe.init_from or recipe.tokenizer_from)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
     else:
         run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
