@@ -81,7 +81,7 @@ def cmd_generalization(args: argparse.Namespace) -> int:
     methods = f"[{args.methods}]" if args.methods else None  # a YAML list: "none,icl" -> ["none", "icl"]
     return _run_study(args, GeneralizationRecipe, run_generalization, {
         "model": args.model, "seed": args.seed, "world": args.world, "out": args.out, "methods": methods,
-        "max_per_split": args.max_per_split, "icl_budget": args.icl_budget})
+        "max_per_split": args.max_per_split, "icl_budget": args.icl_budget, "icl_context": args.icl_context})
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated, e.g. none,icl")
     p.add_argument("--max-per-split", type=int, dest="max_per_split")
     p.add_argument("--icl-budget", type=int, dest="icl_budget")
+    p.add_argument("--icl-context", choices=["retrieved", "documents"], dest="icl_context",
+                   help="what icl puts in context: the question's retrieved sentences (default) or whole documents")
     p.add_argument("--out", help="run directory")
     p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
     p.set_defaults(func=cmd_generalization)

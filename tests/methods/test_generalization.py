@@ -5,9 +5,10 @@ import json
 
 from underdog.methods import augment
 from underdog.methods.finetune import split_sentences, training_examples
-from underdog.methods.icl import build_contexts
+from underdog.methods.icl import document_contexts, icl_contexts, retrieved_contexts
 from underdog.world import make_world
 from underdog.world.render import capitalize, strip_leadin
+from underdog.world.retrieve import content_words
 
 
 def _world():
@@ -17,18 +18,38 @@ def _world():
 def test_icl_prompt_holds_support_documents_and_records_subsample(tiny_lm):
     world = _world()
     qs = world.questions[:40]
-    contexts = build_contexts(tiny_lm.tokenizer, world.documents, qs, budget=200)
+    contexts = document_contexts(tiny_lm.tokenizer, world.documents, qs, budget=200)
     by_id = {d["id"]: d for d in world.documents}
     for q, c in zip(qs, contexts):
         support_docs = {d["id"] for d in world.documents if set(d["facts"]) & set(q["support"])}
         for fact in q["support"]:
-            assert any(fact in by_id[d]["facts"] for d in c.doc_ids), "a support fact is missing from context"
+            assert any(fact in by_id[d]["facts"] for d in c.parts), "a support fact is missing from context"
         assert c.text.endswith(q["question"])
-        assert all(by_id[d]["text"] in c.text for d in c.doc_ids)
-        assert not c.complete or len(c.doc_ids) == len(world.documents)
-        assert support_docs & set(c.doc_ids)
-    everything = build_contexts(tiny_lm.tokenizer, world.documents, qs[:3], budget=10**6)
-    assert all(c.complete and len(c.doc_ids) == len(world.documents) for c in everything)
+        assert all(by_id[d]["text"] in c.text for d in c.parts)
+        assert not c.complete or len(c.parts) == len(world.documents)
+        assert support_docs & set(c.parts)
+    everything = document_contexts(tiny_lm.tokenizer, world.documents, qs[:3], budget=10**6)
+    assert all(c.complete and len(c.parts) == len(world.documents) for c in everything)
+
+
+def test_retrieved_icl_prompts_hold_training_sentences_nearest_first_within_budget(tiny_lm):
+    world = _world()
+    qs = [q for q in world.questions if q["split"] in ("forward", "reversal")][:30]
+    sentences = {f"{d['id']}:{j}": s for d in world.documents for j, s in enumerate(split_sentences(d["text"]))}
+    fact_of = {f"{d['id']}:{j}": f for d in world.documents for j, f in enumerate(d["facts"])}
+    for q, c in zip(qs, retrieved_contexts(tiny_lm.tokenizer, world.documents, qs, budget=400)):
+        lines, question = c.text.split("\n\n")
+        assert question == q["question"] and lines.split("\n") == [sentences[p] for p in c.parts]
+        assert set(q["support"]) <= {fact_of[p] for p in c.parts}  # one-fact questions: always retrieved
+        assert c.n_tokens <= 400 and len(c.parts) <= 24
+    small = retrieved_contexts(tiny_lm.tokenizer, world.documents, qs, budget=60)
+    assert all(c.n_tokens <= 60 and len(c.parts) < 24 for c in small)
+    try:
+        icl_contexts("everything", tiny_lm.tokenizer, world.documents, qs, 400)
+    except ValueError as e:
+        assert "retrieved, documents" in str(e)
+    else:
+        raise AssertionError("an unknown context mode must be refused")
 
 
 def test_global_prompts_put_the_target_document_right_above_the_inference(tiny_lm):
@@ -55,7 +76,7 @@ def test_linked_prompts_pair_training_sentences_that_share_a_word_in_chain_order
         first, second = split_sentences(source)
         assert kind == "link" and first in sentences and second in sentences and first != second
         assert prompt == f"{shots}Infer: {source} =>"
-        assert augment._content_words(first) & augment._content_words(second)
+        assert content_words(first) & content_words(second)
         pairs.add(frozenset((first, second)))
     assert len(pairs) == len(prompts)  # each pair is asked once, in one order
     assert len(prompts) <= 2 * len(sentences)
@@ -63,6 +84,18 @@ def test_linked_prompts_pair_training_sentences_that_share_a_word_in_chain_order
     chain = [{"id": "d", "text": "All bokus are zimpas. All darfos are bokus.", "facts": []}]
     [(_, source, _)] = augment.linked_prompts(chain, links=1)
     assert source == "All darfos are bokus. All bokus are zimpas."
+    # a partner that continues the chain comes before one that only shares the word in the same place
+    star = [{"id": "d", "text": "Zorbis are a kind of blicko. Tamzos are a kind of blicko. Any blicko has wings.",
+             "facts": []}]
+    sources = [s for _, s, _ in augment.linked_prompts(star, links=1)]
+    assert sources[0] == "Zorbis are a kind of blicko. Any blicko has wings."
+    assert "Zorbis are a kind of blicko. Tamzos are a kind of blicko." not in sources
+    # a second round pairs last round's conclusions with sentences, and only those
+    tree = [{"id": "d", "text": "Zorbis are a kind of blicko. Blickos are a kind of frumpa. Any frumpa has wings.",
+             "facts": []}]
+    again = augment.linked_prompts(tree, links=2, conclusions=["Zorbis are a kind of frumpa."])
+    assert [s for _, s, _ in again][0] == "Zorbis are a kind of frumpa. Any frumpa has wings."
+    assert all("Zorbis are a kind of frumpa." in s for _, s, _ in again)
 
 
 def test_the_best_non_junk_beam_is_kept(monkeypatch):

@@ -13,6 +13,7 @@ from underdog.world.episodes import (
     dense_episode,
     icl_episode,
     judge_episode,
+    near_episode,
     pretrain_world,
     pretraining_texts,
     rewrite_line,
@@ -102,6 +103,21 @@ def test_dense_episodes_ask_many_questions_answered_by_their_context(worlds):
             left, right = line.split(": ", 1)[1].split(" => ")
             given = [parser.parse(s) for s in _sentences(left)]
             assert {f.key for f in given} <= stated and entails(given, parser.parse(right)), line
+
+
+def test_near_episodes_read_like_retrieved_prompts_and_their_answers_follow(worlds):
+    rng = random.Random(5)
+    for world in worlds:
+        parser = Parser(world.facts)
+        index, _ = world.sentence_index
+        for _ in range(10):
+            ep = near_episode(world, rng)
+            context, answers = ep.text.split("\n\n")
+            lines = context.split("\n")
+            assert set(lines) <= set(index.sentences) and len(lines) <= 40  # one training sentence a line
+            cl = closure([parser.parse(s) for s in lines])
+            assert answers and all(entails(cl, parser.parse(a)) for a in answers.split("\n")), ep.text
+            assert all(set(q["support"]) <= set(ep.context) for q in ep.questions)
 
 
 def test_hard_contexts_mention_every_option_and_document_contexts_hold_documents(worlds):

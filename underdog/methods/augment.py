@@ -24,9 +24,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from underdog.methods.finetune import split_sentences
 from underdog.world.episodes import pretrain_world, rewrite_line
 from underdog.world.render import strip_leadin
+from underdog.world.retrieve import SentenceIndex, content_words, singular, split_sentences
 
 KIND_PREFIX = {"rephrase": "Rephrase:", "reverse": "Reverse:", "infer": "Infer:", "link": "Infer:"}
 SOURCE_SPLITS = {"rephrase": ("rephrasing",), "reverse": ("reversal",), "infer": ("syllogism", "two_hop"),
@@ -85,51 +85,48 @@ def local_prompts(sentences: Sequence[str], seed: int = 0) -> list[tuple[str, st
             for kind in ("rephrase", "reverse")]
 
 
-def _singular(word: str) -> str:
-    return word[:-1] if word.endswith("s") else word
-
-
-def _content_words(text: str) -> set[str]:
-    from underdog.world.words import stopwords
-
-    stop = stopwords()
-    words = {w.lower() for w in _WORD.findall(text)}
-    return {_singular(w) for w in words if w not in stop and len(w) > 2}
-
-
 def _link_position(sentence: str, word: str) -> float:
     """Where ``word`` (a content word, singular) sits in ``sentence``: 0 first word, 1 last word."""
     tokens = [t.lower() for t in _WORD.findall(sentence)]
     for k, t in enumerate(tokens):
-        if word in (t, _singular(t)):
+        if word in (t, singular(t)):
             return k / max(1, len(tokens) - 1)
     return 0.5
 
 
-def linked_prompts(documents: Sequence[dict], links: int = 2, seed: int = 0) -> list[tuple[str, str, str]]:
+def linked_prompts(documents: Sequence[dict], links: int = 2, seed: int = 0,
+                   conclusions: Sequence[str] = ()) -> list[tuple[str, str, str]]:
     """(kind "link", "s1 s2", prompt) for every training sentence and up to ``links`` other sentences of the
-    training set that share a content word with it (each pair once). The pair is ordered so that the shared
-    word ends the first premise and starts the second ("A are B. B are C."), the order of a chain of
-    reasoning; after a few-shot block of such chains, the model writes their conclusion."""
+    training set that share a content word with it (each pair once). Partners where the shared word sits at
+    opposite ends of the two sentences come first: "X is a kind of Y" + "Any Y has wings" is a chain with a
+    conclusion, "X is a kind of Y" + "Z is a kind of Y" rarely is (seed-7 world, 2 links: the premise pairs of
+    331 of 357 two-premise syllogism questions are among the prompts, 298 when partners are drawn at random).
+    The pair is ordered so that the shared word ends the first premise and starts the second ("A are B. B are
+    C."), the order of a chain of reasoning; after a few-shot block of such chains, the model writes their
+    conclusion. With ``conclusions`` (a previous round's output), only pairs of a conclusion and another
+    sentence are asked: a second round reaches the 3-premise chains that no pair of training sentences holds."""
     rng = random.Random(f"linked-{seed}")
     shots = few_shot("link", seed=seed)
-    sentences = list(dict.fromkeys(strip_leadin(s) for d in documents for s in split_sentences(d["text"])))
-    words = [_content_words(s) for s in sentences]
-    by_word: dict[str, list[int]] = {}
-    for i, ws in enumerate(words):
-        for w in sorted(ws):
-            by_word.setdefault(w, []).append(i)
+    training = dict.fromkeys(strip_leadin(s) for d in documents for s in split_sentences(d["text"]))
+    index = SentenceIndex(list(training) + [c for c in dict.fromkeys(conclusions) if c not in training])
+    sentences, words = index.sentences, index.words
+    targets = range(len(training), len(sentences)) if conclusions else range(len(sentences))
+
+    def positions(i: int, j: int) -> tuple[float, float]:
+        shared = sorted(words[i] & words[j])[0]
+        return _link_position(sentences[i], shared), _link_position(sentences[j], shared)
+
     prompts, seen = [], set()
-    for i, ws in enumerate(words):
-        partners = sorted({j for w in ws for j in by_word[w] if j != i})
-        for j in rng.sample(partners, min(links, len(partners))):
+    for i in targets:
+        partners = index.partners(i)
+        rng.shuffle(partners)
+        partners.sort(key=lambda j: -abs(positions(i, j)[0] - positions(i, j)[1]))
+        for j in partners[:links]:
             if frozenset((i, j)) in seen:
                 continue
             seen.add(frozenset((i, j)))
-            shared = sorted(ws & words[j])[0]
-            first, second = ((sentences[i], sentences[j])
-                             if _link_position(sentences[i], shared) >= _link_position(sentences[j], shared)
-                             else (sentences[j], sentences[i]))
+            pos_i, pos_j = positions(i, j)
+            first, second = (sentences[i], sentences[j]) if pos_i >= pos_j else (sentences[j], sentences[i])
             premises = f"{first} {second}"
             prompts.append(("link", premises, f"{shots}{KIND_PREFIX['link']} {premises} =>"))
     return prompts
@@ -144,13 +141,13 @@ def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_docume
     rng = random.Random(f"global-{seed}")
     shots = few_shot("infer", seed=seed)
     lengths = {d["id"]: len(tokenizer.encode(d["text"] + "\n", add_special_tokens=False)) for d in documents}
-    words = {d["id"]: _content_words(d["text"]) for d in documents}
+    words = {d["id"]: content_words(d["text"]) for d in documents}
     room = budget - len(tokenizer.encode(shots, add_special_tokens=False)) - 64
     prompts = []
     for doc in documents:
         sentences = split_sentences(doc["text"])
         for s in rng.sample(sentences, min(per_document, len(sentences))):
-            target = _content_words(s)
+            target = content_words(s)
             others = [d for d in documents if d["id"] != doc["id"]]
             rng.shuffle(others)
             others.sort(key=lambda d: -len(words[d["id"]] & target))
@@ -166,18 +163,20 @@ def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_docume
 
 
 def generate_augmentations(lm, prompts: Sequence[tuple[str, str, str]], max_new_tokens: int = 40,
-                           batch_size: int = 16, beams: int = 4) -> tuple[list[dict], dict]:
+                           batch_size: int = 16, beams: int = 4,
+                           exclude: Sequence[dict] = ()) -> tuple[list[dict], dict]:
     """Run the prompts (beam search with ``beams`` beams, or greedy for 1; stop at newline), keep each prompt's
     most likely candidate that is not junk, and deduplicate. Returns (augmentations, counts); a prompt whose
     every candidate is junk is counted under its best candidate's reason. A tiny model's single best guess is
     often junk ("Some Bs are Bs."); its second or third beam is often the inference (seed-7 world, 60
-    syllogism pairs, builtin: 17 true conclusions greedy, 41 with 4 beams)."""
+    syllogism pairs, builtin: 17 true conclusions greedy, 41 with 4 beams). Augmentations already in ``exclude``
+    count as duplicates."""
     from underdog.lm.generate import generate
 
     method = "beam" if beams > 1 else "greedy"
     outputs = generate(lm, [p for _, _, p in prompts], n=beams, method=method, max_new_tokens=max_new_tokens,
                        stop=["\n"], batch_size=batch_size, progress=True)
-    kept, seen, reasons = [], set(), Counter()
+    kept, seen, reasons = [], {a["text"].lower() for a in exclude}, Counter()
     for (kind, source, _), samples in zip(prompts, outputs):
         cleaned = [clean(source, s.text, kind) for s in samples]
         text, why = next(((t, w) for t, w in cleaned if t is not None), cleaned[0])

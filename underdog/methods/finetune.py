@@ -9,16 +9,12 @@ weights. Training uses the one loop in ``underdog.train``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from underdog.config import TrainSettings
+from underdog.world.retrieve import split_sentences
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+__all__ = ["finetune", "split_sentences", "training_examples"]
 
 
 def training_examples(documents: Sequence[dict], mode: str = "independent",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -58,6 +59,7 @@ class GeneralizationRecipe(Strict):
     out: str = "runs/generalization"
     max_per_split: int | None = Field(None, gt=0)  # subsample questions per split (seeded)
     icl_budget: int | None = Field(None, gt=0)  # tokens for documents + question; default: model window - 64
+    icl_context: Literal["retrieved", "documents"] = "retrieved"  # what ICL puts in context (methods.icl)
     batch_size: int = Field(16, gt=0)
     device: str = "auto"
     split_sentences: str = "independent"  # off | independent | cumulative
@@ -67,6 +69,7 @@ class GeneralizationRecipe(Strict):
     global_context: Literal["linked", "documents"] = "linked"  # aug-global: premise pairs found by shared
     # words (augment.linked_prompts) or the paper's documents-in-context layout (augment.global_prompts)
     global_links: int = Field(2, gt=0)  # linked: partner sentences per training sentence
+    global_rounds: int = Field(1, gt=0)  # linked: later rounds pair the last round's conclusions with sentences
     global_per_document: int = Field(4, gt=0)  # documents: inferences asked per document
     global_beams: int = Field(4, gt=0)  # beams per aug-global prompt; the best non-junk candidate is kept
 
@@ -110,20 +113,27 @@ def run_none(lm, documents, questions, recipe) -> dict:
 
 
 def run_icl(lm, documents, questions, recipe) -> dict:
-    from underdog.methods.icl import build_contexts
+    from underdog.methods.icl import RETRIEVED_SENTENCES, icl_contexts
 
     budget = recipe.icl_budget or lm.max_length - 64
-    contexts = build_contexts(lm.tokenizer, documents, questions, budget, seed=recipe.seed or 0)
+    contexts = icl_contexts(recipe.icl_context, lm.tokenizer, documents, questions, budget, seed=recipe.seed or 0)
     answers = answer_questions(lm, questions, [c.text for c in contexts], recipe.batch_size)
     for a, c in zip(answers, contexts):
-        a["context_docs"] = c.doc_ids
-    n_docs = [len(c.doc_ids) for c in contexts]
+        a["context"] = c.parts
+    n_parts = [len(c.parts) for c in contexts]
+    unit = "sentences" if recipe.icl_context == "retrieved" else "documents"
+    in_world = sum(len(d["facts"]) for d in documents) if unit == "sentences" else len(documents)
+    if all(c.complete for c in contexts):
+        note = f"every prompt holds every {unit[:-1]}"
+    elif recipe.icl_context == "retrieved":
+        note = (f"each prompt holds the question's {RETRIEVED_SENTENCES}-sentence lexical neighbourhood, "
+                "nearest first")
+    else:
+        note = "each prompt holds the question's support documents plus random others up to the budget"
     return {"answers": answers, "context": {
-        "budget_tokens": budget, "documents_in_world": len(documents),
-        "mean_documents_in_context": sum(n_docs) / len(n_docs),
-        "fraction_with_all_documents": sum(c.complete for c in contexts) / len(contexts),
-        "note": "each prompt holds the question's support documents plus random others up to the budget"
-                if not all(c.complete for c in contexts) else "every prompt holds every document"}}
+        "mode": recipe.icl_context, "budget_tokens": budget, "unit": unit, "in_world": in_world,
+        "mean_in_context": sum(n_parts) / len(n_parts), "mean_tokens": sum(c.n_tokens for c in contexts) / len(contexts),
+        "fraction_complete": sum(c.complete for c in contexts) / len(contexts), "note": note}}
 
 
 def run_finetuned(method: str, documents, questions, recipe, augmentations: list[dict], workdir: Path) -> dict:
@@ -141,6 +151,7 @@ def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
     if kind == "local":
         return {"beams": 1}
     return {"beams": recipe.global_beams, "context": recipe.global_context, "links": recipe.global_links,
+            "rounds": recipe.global_rounds,
             "per_document": recipe.global_per_document, "budget": recipe.icl_budget}
 
 
@@ -149,20 +160,30 @@ def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
     from underdog.methods.finetune import split_sentences
     from underdog.tasks.io import write_jsonl
 
-    if kind == "local":
-        sentences = [s for d in documents for s in split_sentences(d["text"])]
-        prompts = augment.local_prompts(sentences, seed=recipe.seed or 0)
-    elif recipe.global_context == "linked":
-        prompts = augment.linked_prompts(documents, recipe.global_links, seed=recipe.seed or 0)
+    seed, beams = recipe.seed or 0, augment_settings(kind, recipe)["beams"]
+    kept, counts = [], Counter()
+    if kind == "global" and recipe.global_context == "linked":
+        for round_ in range(recipe.global_rounds):  # round 2 on: last rounds' conclusions as premises
+            if round_ and not kept:
+                break
+            prompts = augment.linked_prompts(documents, recipe.global_links, seed=seed,
+                                             conclusions=[a["text"] for a in kept])
+            new, new_counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.batch_size,
+                                                             beams=beams, exclude=kept)
+            kept += new
+            counts.update(new_counts)
     else:
-        budget = recipe.icl_budget or lm.max_length - 64
-        prompts = augment.global_prompts(lm.tokenizer, documents, budget, recipe.global_per_document,
-                                         seed=recipe.seed or 0)
-    kept, counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.batch_size,
-                                                  beams=augment_settings(kind, recipe)["beams"])
+        if kind == "local":
+            sentences = [s for d in documents for s in split_sentences(d["text"])]
+            prompts = augment.local_prompts(sentences, seed=seed)
+        else:
+            budget = recipe.icl_budget or lm.max_length - 64
+            prompts = augment.global_prompts(lm.tokenizer, documents, budget, recipe.global_per_document, seed=seed)
+        kept, new_counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.batch_size, beams=beams)
+        counts.update(new_counts)
     truth = augment.truth_rate(kept, facts) if facts else None
     write_jsonl(tmp / f"augmentations_{kind}.jsonl", kept)
-    return {"augmentations": kept, "counts": counts, "truth": truth}
+    return {"augmentations": kept, "counts": dict(counts), "truth": truth}
 
 
 RUNNERS: dict[str, Callable] = {"none": run_none, "icl": run_icl}
@@ -191,6 +212,8 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
     for method in recipe.methods:
         inputs = {"method": method, "data": data_key, "model": model_key, "budget": recipe.icl_budget,
                   "seed": recipe.seed}
+        if method == "icl":
+            inputs["context"] = recipe.icl_context
         start = time.time()
         extra = [a for k in AUGMENTS.get(method, ()) for a in augmented[k]["augmentations"]]
         if method not in RUNNERS:
@@ -252,9 +275,9 @@ def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, 
                  title=f"Generalization by split ({recipe.model})", chance=0.25)
     table = grid_table(metrics, list(outputs), splits)
     ctx = extra["icl_context"]
-    ctx_line = (f"\nICL prompts: budget {ctx['budget_tokens']} tokens, on average "
-                f"{ctx['mean_documents_in_context']:.1f} of {ctx['documents_in_world']} documents "
-                f"({ctx['note']}).\n") if ctx else ""
+    ctx_line = (f"\nICL prompts ({ctx['mode']}): budget {ctx['budget_tokens']} tokens, on average "
+                f"{ctx['mean_in_context']:.1f} of {ctx['in_world']} {ctx['unit']} ({ctx['mean_tokens']:.0f} tokens; "
+                f"{ctx['note']}).\n") if ctx else ""
     report = (f"# Generalization study\n\nModel `{recipe.model}` ({lm.info['parameters']:,} parameters); world "
               f"{source}; questions per split: {extra['questions_per_split']}. Accuracy with 95% bootstrap CI; "
               f"4 choices, chance 0.25.\n\n{table}\n{ctx_line}\n![accuracy by split](generalization.png)\n"

@@ -1,4 +1,4 @@
-"""The in-context-learning probe: accuracy on a fresh evaluation-pool world, facts in context.
+"""The in-context-learning probe: accuracy on a fresh evaluation-pool world, its knowledge in context.
 
 The probe world's words come from the evaluation pool, which pretraining never sees, so the only way to beat
 chance (0.25) is to read the documents in context. It is the same code path as ``underdog generalization
@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 
 from underdog.lm.load import LM
-from underdog.methods.icl import build_contexts
+from underdog.methods.icl import icl_contexts
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
 
 PROBE_SPLITS = ("forward", "reversal", "syllogism", "two_hop")
@@ -21,7 +21,7 @@ class IclProbe:
     """A fixed set of questions from world ``seed`` (evaluation pool), ``per_split`` of each split."""
 
     def __init__(self, seed: int = 99_000, per_split: int = 50, splits: Sequence[str] = PROBE_SPLITS,
-                 budget: int = 768) -> None:
+                 budget: int = 768, context: str = "retrieved") -> None:
         from underdog.world import make_world
 
         world = make_world(seed, pool="eval")
@@ -32,10 +32,12 @@ class IclProbe:
             self.questions += rng.sample(qs, min(per_split, len(qs)))
         self.documents = world.documents
         self.budget = budget
+        self.context = context  # "retrieved" or "documents" (methods.icl)
 
     def __call__(self, lm: LM, with_context: bool = True, batch_size: int = 32) -> dict[str, float]:
         if with_context:
-            contexts = [c.text for c in build_contexts(lm.tokenizer, self.documents, self.questions, self.budget)]
+            contexts = [c.text for c in icl_contexts(self.context, lm.tokenizer, self.documents, self.questions,
+                                                     self.budget)]
         else:
             contexts = [q["question"] for q in self.questions]
         items = [ChoiceItem(q["id"], ctx, q["choices"], q["answer"], {}) for q, ctx in zip(self.questions, contexts)]

@@ -14,6 +14,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -49,6 +50,7 @@ class PretrainRecipe(Strict):
     final_probe_per_split: int = Field(200, gt=0)
     save_every: int = Field(200, gt=0)
     icl_budget: int = Field(768, gt=0)  # tokens of documents + question in the probe's ICL prompts
+    icl_context: Literal["retrieved", "documents"] = "retrieved"  # the probe's ICL prompts (methods.icl)
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
     init_from: str | None = None  # continue from a finished model dir (same tokenizer), e.g. a longer schedule
     tokenizer_from: str | None = None  # a fresh model with an existing model dir's tokenizer (e.g. "builtin")
@@ -136,7 +138,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
 
-    probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget)
+    probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget, context=recipe.icl_context)
     log_path = run.dir / "pretrain_log.jsonl"
     lm = LM(model, tokenizer, name="pretraining")
 
@@ -164,6 +166,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     final_lm = LM(model.eval(), tokenizer, name="final")
     final_probe = IclProbe(seed=99_001, per_split=recipe.final_probe_per_split, budget=recipe.icl_budget,
+                           context=recipe.icl_context,
                            splits=("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"))
     icl, none = final_probe(final_lm), final_probe(final_lm, with_context=False)
     summary = {"parameters": n_params, "vocab": len(tokenizer), "tokens_seen": result.tokens_seen,
@@ -238,7 +241,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
 
 ## In-context probe of the final model (fresh evaluation-pool world, seed 99001; 4 choices, chance 0.25)
 
-| split | ICL (documents in context) | no context |
+| split | ICL ({recipe.icl_context} context, `methods.icl`) | no context |
 |---|---|---|
 {rows}
 

@@ -34,6 +34,7 @@ from underdog.world.knowledge import (
 )
 from underdog.world.questions import SPLITS, make_questions, open_question
 from underdog.world.render import Parser, assign_phrasings, make_documents
+from underdog.world.retrieve import SentenceIndex, split_sentences
 from underdog.world.words import SYLLABLES, Lexicon
 
 __all__ = ["DEFAULT_SIZES", "SPLITS", "DataError", "SYLLABLES", "Fact", "Parser", "World", "closure", "entails",
@@ -86,6 +87,15 @@ class World:
             for e in {f.a.lower(), f.b.lower()}:
                 index.setdefault(e, []).append(f.id)
         return index
+
+    @functools.cached_property
+    def sentence_index(self) -> tuple[SentenceIndex, list[str]]:
+        """The training sentences (documents split, in order) as a ``SentenceIndex``, and each one's fact id."""
+        sentences, fact_ids = [], []
+        for doc in self.documents:
+            sentences += split_sentences(doc["text"])
+            fact_ids += doc["facts"]
+        return SentenceIndex(sentences), fact_ids
 
 
 def make_world(seed: int, pool: str = "eval", **sizes: int | float) -> World:

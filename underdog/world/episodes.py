@@ -9,7 +9,8 @@ one a line, over all six splits; ``icl_facts``: fact-sentence contexts only; ``i
 only, the support documents among distractor documents up to ~450 words, as in ``underdog generalization``;
 ``icl_hard``: fact contexts that also state facts about every wrong option, so no option can be told apart by
 whether it appears in context; ``icl_dense``: a context, then every question it answers, 8-16;
-``icl_infer``: the same contexts, then "Infer:"/"Reverse:" rewrites of their facts), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+``icl_infer``: the same contexts, then "Infer:"/"Reverse:" rewrites of their facts; ``icl_near``: the
+retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
@@ -198,6 +199,39 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
     return Episode(text + "\n\n" + "\n".join(lines), facts, qs)
 
 
+def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32), n_seeds: tuple[int, int] = (1, 3),
+                 n_questions: tuple[int, int] = (6, 14), max_sentences: int = 40) -> Episode:
+    """A context shaped like underdog's retrieved ICL prompts (``methods.icl``): the lexical neighbourhoods
+    (``world.retrieve``) of 1-3 questions, one sentence a line, usually nearest first; then the questions and
+    others the context answers. A neighbourhood holds the premises among the facts sharing their words, the
+    hardest distractors a world has, so every answer line trains binding the right ones."""
+    index, fact_ids = world.sentence_index
+    seeds = rng.sample(world.questions, min(len(world.questions), rng.randint(*n_seeds)))
+    picked: list[int] = []
+    for q in seeds:
+        for i in index.neighbourhood(q["question"], rng.randint(*k)):
+            if i not in picked and len(picked) < max_sentences:
+                picked.append(i)
+    order = rng.random()
+    if order < 0.2:
+        picked.reverse()
+    elif order < 0.4:
+        rng.shuffle(picked)
+    stated = {fact_ids[i] for i in picked}
+    answerable = [q for q in seeds if set(q["support"]) <= stated]
+    answerable += [q for q in rng.sample(world.questions, len(world.questions))
+                   if set(q["support"]) <= stated and q not in answerable]
+    seen, qs, n = set(), [], rng.randint(*n_questions)
+    for q in answerable:
+        if len(qs) < n and _question_key(q) not in seen:
+            seen.add(_question_key(q))
+            qs.append(q)
+    if not qs:
+        return Episode("", [], [])
+    text = "\n".join(index.sentences[i] for i in picked)
+    return Episode(text + "\n\n" + "\n".join(_answer_line(q, "cloze", rng) for q in qs), sorted(stated), qs)
+
+
 def _qa_line(q: dict, answer: str, options: bool) -> str:
     return f"Question: {open_question(q, options)} Answer: {answer}."
 
@@ -321,5 +355,7 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_dense": lambda w, r: dense_episode(w, r).text,
     # the same contexts, then inferences and reversals of their facts (global augmentation's task)
     "icl_infer": lambda w, r: dense_episode(w, r, n_questions=(4, 10), rewrite=True).text,
+    # retrieved contexts (question neighbourhoods, one sentence a line), as ``underdog generalization`` builds
+    "icl_near": lambda w, r: _fill(r, lambda: near_episode(w, r).text, sep="\n\n\n", lo=150, hi=500),
     "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
 }
