@@ -192,7 +192,7 @@ def _stage_entry(recipe: PretrainRecipe, s: dict, command: str) -> dict:
     return {"command": command, "init_from": recipe.init_from, "tokens": s["tokens_seen"], "steps": s["steps"],
             "minutes": round(s["train_seconds"] / 60, 1), "tokens_per_s": round(s["tokens_per_s"]),
             "threads": recipe.threads or None, "lr": recipe.lr, "mix": recipe.mix,
-            "final_loss": round(s["final_loss"], 3), "probe_icl": s["probe_icl"]}
+            "final_loss": round(s["final_loss"], 3), "probe_icl": s["probe_icl"], "icl_context": recipe.icl_context}
 
 
 def stages_of(recipe: PretrainRecipe, summary: dict, command: str) -> list[dict]:
@@ -209,7 +209,8 @@ def _stage_rows(stages: list[dict]) -> str:
         probe = st["probe_icl"]
         rows.append(f"| {i} | `{st['command']}` | {st['tokens']:,} | {st['minutes']} | {st['tokens_per_s']:,} | "
                     f"{st['final_loss']:.3f} | " + " / ".join(f"{probe.get(k, float('nan')):.2f}"
-                                                              for k in ("forward", "reversal", "syllogism")) + " |")
+                                                              for k in ("forward", "reversal", "syllogism"))
+                    + f" ({st.get('icl_context', 'documents')}) |")
     return "\n".join(rows)
 
 
@@ -233,7 +234,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
 - Last stage's mix: {recipe.mix}
 - Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}
 
-## Stages (probe: ICL accuracy at the end of each stage, forward / reversal / syllogism)
+## Stages (probe: ICL accuracy at the end of each stage, forward / reversal / syllogism, and the probe's contexts)
 
 | stage | command | tokens | minutes | tokens/s | final loss | probe |
 |---|---|---|---|---|---|---|
