@@ -44,6 +44,7 @@ def test_retrieved_icl_prompts_hold_training_sentences_nearest_first_within_budg
         assert c.n_tokens <= 400 and len(c.parts) <= 24
     small = retrieved_contexts(tiny_lm.tokenizer, world.documents, qs, budget=60)
     assert all(c.n_tokens <= 60 and len(c.parts) < 24 for c in small)
+    assert all(c.complete for c in icl_contexts("retrieved", tiny_lm.tokenizer, world.documents, qs, 10**6))
     try:
         icl_contexts("everything", tiny_lm.tokenizer, world.documents, qs, 400)
     except ValueError as e:

@@ -122,10 +122,11 @@ def run_icl(lm, documents, questions, recipe) -> dict:
     for a, c in zip(answers, contexts):
         a["context"] = c.parts
     n_parts = [len(c.parts) for c in contexts]
-    unit = "sentences" if recipe.icl_context == "retrieved" else "documents"
+    complete = all(c.complete for c in contexts)
+    unit = "sentences" if recipe.icl_context == "retrieved" and not complete else "documents"
     in_world = sum(len(d["facts"]) for d in documents) if unit == "sentences" else len(documents)
-    if all(c.complete for c in contexts):
-        note = f"every prompt holds every {unit[:-1]}"
+    if complete:
+        note = "every prompt holds every document"
     elif recipe.icl_context == "retrieved":
         note = (f"each prompt holds the question's {RETRIEVED_SENTENCES}-sentence lexical neighbourhood, "
                 "nearest first")

@@ -1,7 +1,8 @@
 """In-context learning: put a world's training knowledge in the prompt, then ask the question.
 
-The whole document set rarely fits a small model's window (the seed-7 world is ~11k tokens; ``builtin`` reads
-1024), so each question sees a part of it, chosen one of two ways. ``retrieved`` (the default): the question's
+When every document fits the token budget, every prompt holds every document. The whole set rarely fits a
+small model's window, though (the seed-7 world is ~11k tokens; ``builtin`` reads 1024), so then each
+question sees a part of it, chosen one of two ways. ``retrieved`` (the default): the question's
 lexical neighbourhood among all training sentences (``world.retrieve``: sentences sharing its words, then
 sentences sharing theirs, 24 in all, nearest first, one a line); it needs no knowledge of which facts answer the
 question, and on the seed-7 world it holds every premise of 94-100% of the questions, split by split.
@@ -119,6 +120,9 @@ def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Seq
                  seed: int = 0) -> list[IclContext]:
     """The in-context prompts of ``mode`` (``retrieved`` or ``documents``; see the module docstring)."""
     if mode == "retrieved":
+        whole = document_contexts(tokenizer, documents, questions, budget, seed=seed)
+        if all(c.complete for c in whole):  # the knowledge fits the window: all of it, as the paper does
+            return whole
         return retrieved_contexts(tokenizer, documents, questions, budget)
     if mode == "documents":
         return document_contexts(tokenizer, documents, questions, budget, seed=seed)
