@@ -115,6 +115,7 @@ def run_none(lm, documents, questions, recipe) -> dict:
 
 def run_icl(lm, documents, questions, recipe) -> dict:
     from underdog.methods.icl import RETRIEVED_SENTENCES, icl_contexts
+    from underdog.world.retrieve import split_sentences
 
     budget = recipe.icl_budget or lm.max_length - 64
     contexts = icl_contexts(recipe.icl_context, lm.tokenizer, documents, questions, budget, seed=recipe.seed or 0)
@@ -124,7 +125,8 @@ def run_icl(lm, documents, questions, recipe) -> dict:
     n_parts = [len(c.parts) for c in contexts]
     complete = all(c.complete for c in contexts)
     unit = "sentences" if recipe.icl_context == "retrieved" and not complete else "documents"
-    in_world = sum(len(d["facts"]) for d in documents) if unit == "sentences" else len(documents)
+    in_world = (sum(len(split_sentences(d["text"])) for d in documents) if unit == "sentences"
+                else len(documents))
     if complete:
         note = "every prompt holds every document"
     elif recipe.icl_context == "retrieved":
