@@ -67,8 +67,11 @@ def test_grad_accumulation_matches_one_big_batch():
         for step_grads, step_ref in zip(grads, ref_grads):
             for g, r in zip(step_grads, step_ref):
                 torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+        # Adam divides by sqrt(v): on a near-zero gradient, float summation order moves the step a little
+        # (2.3e-6 on one of 2048 weights with transformers 5.24), so parameters get 1% of one lr step (1e-5);
+        # a wrong accumulation scale moves them by the whole step (1e-3).
         for p, r in zip(params, ref_params):
-            torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-5)
 
 
 def test_lr_schedule():
