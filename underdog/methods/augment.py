@@ -117,11 +117,15 @@ def linked_prompts(documents: Sequence[dict], links: int = 2, seed: int = 0,
         shared = sorted(words[i] & words[j])[0]
         return _link_position(sentences[i], shared), _link_position(sentences[j], shared)
 
+    def chain_gap(i: int, j: int) -> float:
+        pos_i, pos_j = positions(i, j)
+        return abs(pos_i - pos_j)
+
     prompts, seen = [], set()
     for i in targets:
         partners = index.partners(i)
         rng.shuffle(partners)
-        partners.sort(key=lambda j: -abs(positions(i, j)[0] - positions(i, j)[1]))
+        partners.sort(key=lambda j: -chain_gap(i, j))
         for j in partners[:links]:
             if frozenset((i, j)) in seen:
                 continue

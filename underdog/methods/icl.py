@@ -120,9 +120,10 @@ def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Seq
                  seed: int = 0) -> list[IclContext]:
     """The in-context prompts of ``mode`` (``retrieved`` or ``documents``; see the module docstring)."""
     if mode == "retrieved":
-        whole = document_contexts(tokenizer, documents, questions, budget, seed=seed)
-        if all(c.complete for c in whole):  # the knowledge fits the window: all of it, as the paper does
-            return whole
+        total = sum(len(tokenizer.encode(d["text"] + DOC_SEPARATOR, add_special_tokens=False)) for d in documents)
+        longest = max((len(tokenizer.encode(q["question"], add_special_tokens=False)) for q in questions), default=0)
+        if total <= budget - longest - 16:  # the knowledge fits the window: all of it, as the paper does
+            return document_contexts(tokenizer, documents, questions, budget, seed=seed)
         return retrieved_contexts(tokenizer, documents, questions, budget)
     if mode == "documents":
         return document_contexts(tokenizer, documents, questions, budget, seed=seed)

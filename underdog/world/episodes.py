@@ -219,8 +219,9 @@ def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32),
         rng.shuffle(picked)
     stated = {fact_ids[i] for i in picked}
     answerable = [q for q in seeds if set(q["support"]) <= stated]
+    seed_ids = {q["id"] for q in answerable}
     answerable += [q for q in rng.sample(world.questions, len(world.questions))
-                   if set(q["support"]) <= stated and q not in answerable]
+                   if set(q["support"]) <= stated and q["id"] not in seed_ids]
     seen, qs, n = set(), [], rng.randint(*n_questions)
     for q in answerable:
         if len(qs) < n and _question_key(q) not in seen:
