@@ -3,13 +3,17 @@
 A study is a ``Run`` in ``runs/<name>/``. Each stage computes into a temporary folder and is renamed into
 ``stages/<stage>/`` only when finished, together with ``stage.json`` holding the hash of its inputs. Re-running
 the study skips every stage whose inputs hash matches, so a run killed with ``kill -9`` resumes from its last
-finished stage and gives identical results. ``results.json`` has one schema for every method (see DESIGN.md).
+finished stage and gives identical results. Independent stages can run side by side in worker processes
+(``Run.stages_in_lanes``: on a CPU two small trainings with one thread each outrun one with two threads).
+``results.json`` has one schema for every method (see DESIGN.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -17,7 +21,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +160,42 @@ class Run:
         self.log(f"stage {name}: done in {elapsed:.1f}s")
         return result
 
+    def stages_in_lanes(self, jobs: Sequence[tuple[str, Any, Callable[[Path], Any]]], lanes: int) -> dict[str, Any]:
+        """Run independent stages ``(name, inputs, fn)``, ``lanes`` at a time, each in a worker process with
+        1/``lanes`` of this process's torch threads (``fn`` must be picklable: a module-level function or a
+        ``functools.partial`` of one). Jobs start in the order given, so put the longest first. Finished stages
+        are loaded, not rerun, as ``stage`` does; a worker's output (progress bars, logs) goes to
+        ``stages/<name>.log``. Returns {name: result}."""
+        from tqdm.auto import tqdm
+
+        results, todo = {}, []
+        for name, inputs, fn in jobs:
+            if lanes <= 1 or self.is_done(name, inputs):
+                results[name] = self.stage(name, inputs, fn)
+            else:
+                todo.append((name, inputs, fn))
+        if not todo:
+            return results
+        import torch
+
+        threads = max(1, torch.get_num_threads() // lanes)
+        self.log(f"stages {', '.join(n for n, _, _ in todo)}: {lanes} at a time, {threads} thread(s) each; "
+                 f"progress in {self.dir / 'stages'}/<stage>.log")
+        with ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_stage_in_lane, str(self.dir), name, inputs, fn, threads): name
+                       for name, inputs, fn in todo}
+            try:
+                for future in tqdm(as_completed(futures), total=len(futures), desc=f"stages ({lanes} lanes)"):
+                    name = futures[future]
+                    results[name] = future.result()
+                    seconds = json.loads((self.stage_dir(name) / "stage.json").read_text())["seconds"]
+                    self.timing[name] = round(seconds, 3)
+                    self.log(f"stage {name}: done in {seconds:.1f}s")
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return {name: results[name] for name, _, _ in jobs}
+
     def write_results(self, method: str, model: str, task: str, metrics: dict, per_split: Any = None,
                       extra: dict | None = None) -> dict:
         results = {"method": method, "model": model, "task": task, "config": self.config, "metrics": metrics,
@@ -164,3 +205,14 @@ class Run:
             results.update(extra)
         atomic_write_json(self.dir / "results.json", results)
         return results
+
+
+def _stage_in_lane(out_dir: str, name: str, inputs: Any, fn: Callable[[Path], Any], threads: int) -> Any:
+    """One stage in a worker process of ``Run.stages_in_lanes``: torch on ``threads`` threads, output to a log."""
+    import torch
+
+    torch.set_num_threads(threads)
+    log_path = Path(out_dir) / "stages" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        return Run(out_dir, log=lambda message: print(message, flush=True)).stage(name, inputs, fn)

@@ -66,3 +66,32 @@ def test_kill_9_resumes_without_recomputing(llama_dir, tmp_path):
     ref = json.loads((reference / "results.json").read_text())
     assert ours["metrics"] == ref["metrics"]
     assert ours["timing"]["skipped_stages"] == ["score"]
+
+
+def _lane_stage(value: int, tmp: Path) -> dict:
+    """A stage for the lanes test: writes a file, reports where and with how many threads it ran."""
+    import torch
+
+    (tmp / "marker.txt").write_text(str(value))
+    print(f"computing {value}")
+    return {"value": value, "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+
+def test_stages_in_lanes_run_in_workers_with_a_share_of_the_threads_and_resume(tmp_path):
+    import functools
+
+    import torch
+
+    run = Run(tmp_path / "lanes", {"x": 1})
+    jobs = [(name, {"v": v}, functools.partial(_lane_stage, v)) for name, v in (("a", 1), ("b", 2), ("c", 3))]
+    results = run.stages_in_lanes(jobs, lanes=2)
+    assert list(results) == ["a", "b", "c"]
+    assert [r["value"] for r in results.values()] == [1, 2, 3]
+    assert all(r["pid"] != os.getpid() for r in results.values())
+    assert {r["threads"] for r in results.values()} == {max(1, torch.get_num_threads() // 2)}
+    for name, v in (("a", 1), ("b", 2), ("c", 3)):
+        assert (run.stage_dir(name) / "marker.txt").read_text() == str(v)
+        assert f"computing {v}" in (run.dir / "stages" / f"{name}.log").read_text()
+    again = Run(tmp_path / "lanes", {"x": 1})
+    assert again.stages_in_lanes(jobs, lanes=2) == results  # finished stages are loaded, not recomputed
+    assert again.skipped == ["a", "b", "c"]

@@ -167,7 +167,10 @@ def global_prompts(tokenizer, documents: Sequence[dict], budget: int, per_docume
     return prompts
 
 
-def generate_augmentations(lm, prompts: Sequence[tuple[str, str, str]], max_new_tokens: int = 40,
+MAX_NEW_TOKENS = 24  # seed-7 augmentations are 10-11 tokens (median), 16 at most; a longer one is junk already
+
+
+def generate_augmentations(lm, prompts: Sequence[tuple[str, str, str]], max_new_tokens: int = MAX_NEW_TOKENS,
                            batch_size: int = 16, beams: int = 4,
                            exclude: Sequence[dict] = ()) -> tuple[list[dict], dict]:
     """Run the prompts (beam search with ``beams`` beams, or greedy for 1; stop at newline), keep each prompt's

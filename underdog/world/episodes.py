@@ -10,7 +10,8 @@ only, the support documents among distractor documents up to ~450 words, as in `
 ``icl_hard``: fact contexts that also state facts about every wrong option, so no option can be told apart by
 whether it appears in context; ``icl_dense``: a context, then every question it answers, 8-16;
 ``icl_infer``: the same contexts, then "Infer:"/"Reverse:" rewrites of their facts; ``icl_near``: the
-retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions;
+``icl_near_focus``: the same around comparison and family questions), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
@@ -200,13 +201,16 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
 
 
 def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32), n_seeds: tuple[int, int] = (1, 3),
-                 n_questions: tuple[int, int] = (6, 14), max_sentences: int = 40) -> Episode:
+                 n_questions: tuple[int, int] = (6, 14), max_sentences: int = 40,
+                 focus: tuple[str, ...] = ()) -> Episode:
     """A context shaped like underdog's retrieved ICL prompts (``methods.icl``): the lexical neighbourhoods
     (``world.retrieve``) of 1-3 questions, one sentence a line, usually nearest first; then the questions and
     others the context answers. A neighbourhood holds the premises among the facts sharing their words, the
-    hardest distractors a world has, so every answer line trains binding the right ones."""
+    hardest distractors a world has, so every answer line trains binding the right ones. ``focus``: question
+    kinds (e.g. ``comparison``, ``family``) the seeds are drawn from and whose questions are answered first."""
     index, fact_ids = world.sentence_index
-    seeds = rng.sample(world.questions, min(len(world.questions), rng.randint(*n_seeds)))
+    pool = [q for q in world.questions if q["kind"] in focus] or world.questions
+    seeds = rng.sample(pool, min(len(pool), rng.randint(*n_seeds)))
     picked: list[int] = []
     for q in seeds:
         for i in index.neighbourhood(q["question"], rng.randint(*k)):
@@ -220,8 +224,9 @@ def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32),
     stated = {fact_ids[i] for i in picked}
     answerable = [q for q in seeds if set(q["support"]) <= stated]
     seed_ids = {q["id"] for q in answerable}
-    answerable += [q for q in rng.sample(world.questions, len(world.questions))
-                   if set(q["support"]) <= stated and q["id"] not in seed_ids]
+    others = [q for q in rng.sample(world.questions, len(world.questions))
+              if set(q["support"]) <= stated and q["id"] not in seed_ids]
+    answerable += sorted(others, key=lambda q: q["kind"] not in focus)  # stable: focus kinds first, else random
     seen, qs, n = set(), [], rng.randint(*n_questions)
     for q in answerable:
         if len(qs) < n and _question_key(q) not in seen:
@@ -358,5 +363,8 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_infer": lambda w, r: dense_episode(w, r, n_questions=(4, 10), rewrite=True).text,
     # retrieved contexts (question neighbourhoods, one sentence a line), as ``underdog generalization`` builds
     "icl_near": lambda w, r: _fill(r, lambda: near_episode(w, r).text, sep="\n\n\n", lo=150, hi=500),
+    # the same around the kinds a small model reads worst: comparisons (which direction?) and families (whose child?)
+    "icl_near_focus": lambda w, r: _fill(r, lambda: near_episode(w, r, focus=("comparison", "family")).text,
+                                         sep="\n\n\n", lo=150, hi=500),
     "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
 }
