@@ -62,3 +62,21 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, llama_dir, capsys):
     assert not out.exists()
     assert main(["score", "--model", str(tmp_path / "none"), "--data", str(bad), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_every_shipped_recipe_validates_and_starts_with_its_command():
+    from pathlib import Path
+
+    from underdog.methods.aspire import AspireRecipe
+    from underdog.methods.explain import ExplainRecipe
+    from underdog.methods.generalization import GeneralizationRecipe
+    from underdog.pretrain.recipe import PretrainRecipe
+
+    recipes = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        study = path.stem.split("-")[0]
+        kind = {"aspire": AspireRecipe, "explain": ExplainRecipe, "generalization": GeneralizationRecipe,
+                "pretrain": PretrainRecipe}[study]
+        load_config(kind, path, [])
+        assert path.read_text().startswith(f"# underdog {study} "), path.name

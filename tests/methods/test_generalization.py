@@ -3,6 +3,8 @@ statement, junk augmentations are dropped and counted, and the study runs end to
 
 import json
 
+import pytest
+
 from underdog.methods import augment
 from underdog.methods.finetune import split_sentences, training_examples
 from underdog.methods.icl import document_contexts, icl_contexts, retrieved_contexts
@@ -201,3 +203,20 @@ def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path):
     assert again["metrics"] == results["metrics"]
     assert set(again["timing"]["skipped_stages"]) == {"augment-local", "none", "icl", "ft", "aug-local"}
     assert json.loads((tmp_path / "run" / "results.json").read_text())["method"] == "generalization"
+
+
+def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens():
+    from underdog.methods.generalization import GeneralizationRecipe, augmented_epochs
+
+    world = _world()
+    plain = training_examples(world.documents, "independent")
+    extras = [s for d in world.documents for s in split_sentences(d["text"])] * 3  # 4x the data in all
+    examples = training_examples(world.documents, "independent", extras)
+
+    def chars(rows):
+        return sum(len(r["text"]) for r in rows)
+
+    for budget in (1.0, 2.0):
+        epochs = augmented_epochs(30, world.documents, examples, GeneralizationRecipe(augmented_budget=budget))
+        assert epochs * chars(examples) == pytest.approx(budget * 30 * chars(plain))
+        assert epochs == pytest.approx(30 * budget / 4, rel=0.01)

@@ -168,3 +168,21 @@ def test_judgements_and_rewrites_are_right(worlds):
         assert None not in given and target is not None, line
         assert entails(given, target), line
         assert op == {"forward": "Rephrase", "rephrasing": "Rephrase", "reversal": "Reverse"}.get(q["split"], "Infer")
+
+
+def test_focused_near_episodes_are_built_around_and_answer_their_kinds_first(worlds):
+    rng = random.Random(6)
+    focus = ("comparison", "family")
+    shares = []
+    for world in worlds:
+        for _ in range(10):
+            ep = near_episode(world, rng, focus=focus)
+            if not ep.questions:
+                continue
+            kinds = [q["kind"] in focus for q in ep.questions]
+            assert kinds == sorted(kinds, reverse=True)  # every focus-kind question before any other
+            shares.append(sum(kinds) / len(kinds))
+            plain = near_episode(world, rng)
+            shares.append(-sum(q["kind"] in focus for q in plain.questions) / max(1, len(plain.questions)))
+    focused, unfocused = [s for s in shares if s >= 0], [-s for s in shares if s <= 0]
+    assert sum(focused) / len(focused) > sum(unfocused) / len(unfocused) + 0.2

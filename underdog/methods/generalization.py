@@ -6,7 +6,9 @@ Each method is one cached, resumable stage that answers every test question by s
 ``none`` (no documents: the floor), ``icl`` (documents in context; see ``methods.icl``), ``ft`` / ``ft-lora``
 (fine-tuned on the documents, nothing in context; ``methods.finetune``), ``aug-local`` / ``aug-global`` /
 ``aug-both`` (fine-tuned on documents + the model's own in-context augmentations; ``methods.augment``, whose
-generations are stages of their own, saved as JSONL). evaluate: accuracy
+generations are stages of their own, saved as JSONL). The fine-tuned arms are independent stages, trained
+two at a time on a CPU (``lanes``); the augmented ones train on ``augmented_budget`` times ``ft``'s tokens,
+so an augmented arm's gain is not bought with more training. evaluate: accuracy
 per method and split with 95% bootstrap CIs into ``results.json`` (metrics ``<method>/<split>``),
 ``report.md`` and a grouped bar plot with the chance line.
 """
