@@ -179,8 +179,8 @@ def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
 
     if kind == "local":
         return {"beams": 1, "max_new_tokens": MAX_NEW_TOKENS}
-    return {"beams": recipe.global_beams, "max_new_tokens": MAX_NEW_TOKENS, "context": recipe.global_context, "links": recipe.global_links,
-            "rounds": recipe.global_rounds,
+    return {"beams": recipe.global_beams, "max_new_tokens": MAX_NEW_TOKENS, "context": recipe.global_context,
+            "links": recipe.global_links, "rounds": recipe.global_rounds,
             "per_document": recipe.global_per_document, "budget": recipe.icl_budget}
 
 
@@ -268,9 +268,9 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
                       split=recipe.split_sentences, augmentations=hash_inputs(extra))
         if extra:
             inputs["augmented_budget"] = recipe.augmented_budget
-        jobs.append((method, inputs, partial(run_finetuned, method, documents, questions, recipe, extra)))
-    jobs.sort(key=lambda job: -len(job[2].args[4]))  # most augmentations (longest training) first
-    outputs.update(run.stages_in_lanes(jobs, fine_tuning_lanes(recipe)))
+        jobs.append((len(extra), method, inputs, partial(run_finetuned, method, documents, questions, recipe, extra)))
+    jobs.sort(key=lambda job: -job[0])  # most augmentations (longest training) first
+    outputs.update(run.stages_in_lanes([job[1:] for job in jobs], fine_tuning_lanes(recipe)))
     outputs = {m: outputs[m] for m in recipe.methods}
     summaries = {kind: {"counts": aug["counts"], "truth": aug["truth"], "sample": aug["augmentations"][:6],
                         "file": str(run.stage_dir(f"augment-{kind}") / f"augmentations_{kind}.jsonl")}
