@@ -205,18 +205,18 @@ def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["method"] == "generalization"
 
 
-def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens():
-    from underdog.methods.generalization import GeneralizationRecipe, augmented_epochs
+def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens(tiny_lm):
+    from underdog.methods.generalization import augmented_epochs
 
     world = _world()
     plain = training_examples(world.documents, "independent")
     extras = [s for d in world.documents for s in split_sentences(d["text"])] * 3  # 4x the data in all
     examples = training_examples(world.documents, "independent", extras)
 
-    def chars(rows):
-        return sum(len(r["text"]) for r in rows)
+    def tokens(rows):
+        return sum(len(tiny_lm.tokenizer.encode(r["text"], add_special_tokens=False)) + 1 for r in rows)
 
     for budget in (1.0, 2.0):
-        epochs = augmented_epochs(30, world.documents, examples, GeneralizationRecipe(augmented_budget=budget))
-        assert epochs * chars(examples) == pytest.approx(budget * 30 * chars(plain))
-        assert epochs == pytest.approx(30 * budget / 4, rel=0.01)
+        epochs = augmented_epochs(30, plain, examples, budget, tiny_lm.tokenizer)
+        assert epochs * tokens(examples) == pytest.approx(budget * 30 * tokens(plain))
+        assert epochs == pytest.approx(30 * budget / 4)

@@ -154,23 +154,27 @@ def run_finetuned(method: str, documents, questions, recipe, augmentations: list
     settings = recipe.lora if method == "ft-lora" else recipe.train
     examples = training_examples(documents, recipe.split_sentences, [a["text"] for a in augmentations])
     if augmentations and recipe.augmented_budget is not None:
-        settings = settings.model_copy(update={"epochs": augmented_epochs(settings.epochs, documents, examples,
-                                                                          recipe)})
+        from transformers import AutoTokenizer
+
+        from underdog.lm.load import resolve_model_path
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(recipe.model), local_files_only=True)
+        plain = training_examples(documents, recipe.split_sentences)
+        settings = settings.model_copy(update={"epochs": augmented_epochs(
+            settings.epochs, plain, examples, recipe.augmented_budget, tokenizer)})
     lm, training = finetune(recipe.model, examples, settings, seed=recipe.seed or 0, device=recipe.device)
     answers = answer_questions(lm, questions, [q["question"] for q in questions], recipe.batch_size)
     return {"answers": answers, "training": {**training, "epochs": settings.epochs}}
 
 
-def augmented_epochs(epochs: float, documents, examples: list[dict], recipe: GeneralizationRecipe) -> float:
-    """Epochs over documents + augmentations that train on ``augmented_budget`` times the tokens ``ft`` trains
-    on (``epochs`` over the documents alone); characters stand in for tokens."""
-    from underdog.methods.finetune import training_examples
+def augmented_epochs(epochs: float, plain: list[dict], examples: list[dict], budget: float, tokenizer) -> float:
+    """Epochs over ``examples`` (documents + augmentations) that train on ``budget`` times the tokens of
+    ``epochs`` over ``plain`` (the documents alone, as ``ft`` trains)."""
+    def tokens(rows: list[dict]) -> int:
+        texts = [r.get("text", "") + r.get("prompt", "") + r.get("completion", "") for r in rows]
+        return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) + len(rows)
 
-    def size(rows: list[dict]) -> int:
-        return sum(len(r.get("text", "")) + len(r.get("prompt", "")) + len(r.get("completion", "")) for r in rows)
-
-    plain = size(training_examples(documents, recipe.split_sentences))
-    return epochs * recipe.augmented_budget * plain / size(examples)
+    return epochs * budget * tokens(plain) / tokens(examples)
 
 
 def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
