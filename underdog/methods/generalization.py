@@ -225,13 +225,15 @@ RUNNERS: dict[str, Callable] = {"none": run_none, "icl": run_icl}
 
 def fine_tuning_lanes(recipe: GeneralizationRecipe) -> int:
     """How many fine-tuning arms train at once: ``recipe.lanes``, else 2 on a CPU with 2+ cores (two 1-thread
-    trainings of a small model run 1.35x faster than one 2-thread training: 14.8k vs 11.0k tokens/s on 2
-    cores), 1 on a GPU."""
+    trainings of the built-in model run 1.33x faster than one 2-thread training on 2 cores:
+    ``benchmarks/lanes.py``), 1 on a GPU."""
     import torch
+
+    from underdog.lm.load import resolve_device
 
     if recipe.lanes:
         return recipe.lanes
-    on_gpu = recipe.device.startswith("cuda") or (recipe.device == "auto" and torch.cuda.is_available())
+    on_gpu = resolve_device(recipe.device).type == "cuda"
     return 1 if on_gpu or torch.get_num_threads() < 2 else 2
 
 
