@@ -1,5 +1,4 @@
-"""The generalization study: ICL prompts hold the support documents, fine-tuning data never holds a test
-statement, junk augmentations are dropped and counted, and the study runs end to end and resumes."""
+"""The generalization study: fine-tuning data never holds a test statement, junk augmentations are dropped and counted, and the study runs end to end and resumes."""
 
 import json
 
@@ -7,7 +6,6 @@ import pytest
 
 from underdog.methods import augment
 from underdog.methods.finetune import split_sentences, training_examples
-from underdog.methods.icl import document_contexts, icl_contexts, retrieved_contexts
 from underdog.world import make_world
 from underdog.world.render import capitalize, strip_leadin
 from underdog.world.retrieve import content_words
@@ -15,44 +13,6 @@ from underdog.world.retrieve import content_words
 
 def _world():
     return make_world(11, n_dimensions=4, n_syllogisms=12, n_categories=16, n_families=3)
-
-
-def test_icl_prompt_holds_support_documents_and_records_subsample(tiny_lm):
-    world = _world()
-    qs = world.questions[:40]
-    contexts = document_contexts(tiny_lm.tokenizer, world.documents, qs, budget=200)
-    by_id = {d["id"]: d for d in world.documents}
-    for q, c in zip(qs, contexts):
-        support_docs = {d["id"] for d in world.documents if set(d["facts"]) & set(q["support"])}
-        for fact in q["support"]:
-            assert any(fact in by_id[d]["facts"] for d in c.parts), "a support fact is missing from context"
-        assert c.text.endswith(q["question"])
-        assert all(by_id[d]["text"] in c.text for d in c.parts)
-        assert not c.complete or len(c.parts) == len(world.documents)
-        assert support_docs & set(c.parts)
-    everything = document_contexts(tiny_lm.tokenizer, world.documents, qs[:3], budget=10**6)
-    assert all(c.complete and len(c.parts) == len(world.documents) for c in everything)
-
-
-def test_retrieved_icl_prompts_hold_training_sentences_nearest_first_within_budget(tiny_lm):
-    world = _world()
-    qs = [q for q in world.questions if q["split"] in ("forward", "reversal")][:30]
-    sentences = {f"{d['id']}:{j}": s for d in world.documents for j, s in enumerate(split_sentences(d["text"]))}
-    fact_of = {f"{d['id']}:{j}": f for d in world.documents for j, f in enumerate(d["facts"])}
-    for q, c in zip(qs, retrieved_contexts(tiny_lm.tokenizer, world.documents, qs, budget=400)):
-        lines, question = c.text.split("\n\n")
-        assert question == q["question"] and lines.split("\n") == [sentences[p] for p in c.parts]
-        assert set(q["support"]) <= {fact_of[p] for p in c.parts}  # one-fact questions: always retrieved
-        assert c.n_tokens <= 400 and len(c.parts) <= 24
-    small = retrieved_contexts(tiny_lm.tokenizer, world.documents, qs, budget=60)
-    assert all(c.n_tokens <= 60 and len(c.parts) < 24 for c in small)
-    assert all(c.complete for c in icl_contexts("retrieved", tiny_lm.tokenizer, world.documents, qs, 10**6))
-    try:
-        icl_contexts("everything", tiny_lm.tokenizer, world.documents, qs, 400)
-    except ValueError as e:
-        assert "retrieved, documents" in str(e)
-    else:
-        raise AssertionError("an unknown context mode must be refused")
 
 
 def test_global_prompts_put_the_target_document_right_above_the_inference(tiny_lm):

@@ -32,6 +32,16 @@ class IclContext:
 
 
 RETRIEVED_SENTENCES = 24
+ANSWER_ROOM = 16  # tokens kept free after the question for the longest scored choice
+
+
+def question_tokens(tokenizer, question: dict) -> int:
+    return len(tokenizer.encode(question["question"], add_special_tokens=False))
+
+
+def knowledge_room(tokenizer, question: dict, budget: int) -> int:
+    """Tokens of ``budget`` left for knowledge once the question and its answer have their room."""
+    return budget - question_tokens(tokenizer, question) - ANSWER_ROOM
 
 
 def retrieved_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[dict], budget: int,
@@ -49,8 +59,8 @@ def retrieved_contexts(tokenizer, documents: Sequence[dict], questions: Sequence
     lengths = [len(tokenizer.encode(s + "\n", add_special_tokens=False)) for s in sentences]
     out = []
     for q in questions:
-        q_len = len(tokenizer.encode(q["question"], add_special_tokens=False))
-        room = budget - q_len - 16
+        q_len = question_tokens(tokenizer, q)
+        room = knowledge_room(tokenizer, q, budget)
         chosen, used = [], 0
         for i in index.neighbourhood(q["question"], k):
             if used + lengths[i] > room:
@@ -91,8 +101,7 @@ def document_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[
     out = []
     for k, q in enumerate(questions):
         rng = random.Random(f"{seed}-{q['id']}-{k}")
-        q_len = len(tokenizer.encode(q["question"], add_special_tokens=False)) + 16
-        room = budget - q_len
+        room = knowledge_room(tokenizer, q, budget)
         if total <= room:
             chosen = [d["id"] for d in documents]
         else:
@@ -108,7 +117,7 @@ def document_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[
                     used += lengths[d]
         rng.shuffle(chosen)
         text = "".join(by_id[d]["text"] + DOC_SEPARATOR for d in chosen) + QUESTION_SEPARATOR + q["question"]
-        out.append(IclContext(text, chosen, sum(lengths[d] for d in chosen) + q_len - 16,
+        out.append(IclContext(text, chosen, sum(lengths[d] for d in chosen) + question_tokens(tokenizer, q),
                               len(chosen) == len(documents)))
     return out
 
@@ -121,8 +130,8 @@ def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Seq
     """The in-context prompts of ``mode`` (``retrieved`` or ``documents``; see the module docstring)."""
     if mode == "retrieved":
         total = sum(len(tokenizer.encode(d["text"] + DOC_SEPARATOR, add_special_tokens=False)) for d in documents)
-        longest = max((len(tokenizer.encode(q["question"], add_special_tokens=False)) for q in questions), default=0)
-        if total <= budget - longest - 16:  # the knowledge fits the window: all of it, as the paper does
+        if all(total <= knowledge_room(tokenizer, q, budget) for q in questions):
+            # the knowledge fits the window: all of it, as the paper does
             return document_contexts(tokenizer, documents, questions, budget, seed=seed)
         return retrieved_contexts(tokenizer, documents, questions, budget)
     if mode == "documents":
