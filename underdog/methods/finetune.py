@@ -10,9 +10,13 @@ weights. Training uses the one loop in ``underdog.train``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from underdog.config import TrainSettings
 from underdog.world.retrieve import split_sentences
+
+if TYPE_CHECKING:
+    from underdog.lm.load import LM
 
 __all__ = ["finetune", "split_sentences", "training_examples"]
 
@@ -37,14 +41,16 @@ def training_examples(documents: Sequence[dict], mode: str = "independent",
     return examples
 
 
-def finetune(model_name: str, examples: list[dict], settings: TrainSettings, seed: int, device: str = "auto",
+def finetune(model: str | LM, examples: list[dict], settings: TrainSettings, seed: int, device: str = "auto",
              output_dir: str | None = None):
-    """Load a fresh copy of ``model_name`` and train it on ``examples``; returns (LM, training summary)."""
+    """Train ``model`` (a name or path, loaded fresh on ``device``, or an LM already loaded, which is trained
+    in place) on ``examples``; returns (LM, training summary)."""
     from underdog.lm import load
     from underdog.lm.load import LM
     from underdog.train import TrainConfig, train
 
-    lm = load(model_name, device=device)
+    lm = model if isinstance(model, LM) else load(model, device=device)
+    model_name = lm.name
     options = {}
     if settings.adapter == "lora":
         options = {"r": settings.lora_r, "alpha": settings.lora_alpha}

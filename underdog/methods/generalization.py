@@ -149,20 +149,17 @@ def run_icl(lm, documents, questions, recipe) -> dict:
 
 
 def run_finetuned(method: str, documents, questions, recipe, augmentations: list[dict], workdir: Path) -> dict:
+    from underdog.lm import load
     from underdog.methods.finetune import finetune, training_examples
 
     settings = recipe.lora if method == "ft-lora" else recipe.train
     examples = training_examples(documents, recipe.split_sentences, [a["text"] for a in augmentations])
+    lm = load(recipe.model, device=recipe.device)
     if augmentations and recipe.augmented_budget is not None:
-        from transformers import AutoTokenizer
-
-        from underdog.lm.load import resolve_model_path
-
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(recipe.model), local_files_only=True)
         plain = training_examples(documents, recipe.split_sentences)
         settings = settings.model_copy(update={"epochs": augmented_epochs(
-            settings.epochs, plain, examples, recipe.augmented_budget, tokenizer)})
-    lm, training = finetune(recipe.model, examples, settings, seed=recipe.seed or 0, device=recipe.device)
+            settings.epochs, plain, examples, recipe.augmented_budget, lm.tokenizer)})
+    lm, training = finetune(lm, examples, settings, seed=recipe.seed or 0)
     answers = answer_questions(lm, questions, [q["question"] for q in questions], recipe.batch_size)
     return {"answers": answers, "training": {**training, "epochs": settings.epochs}}
 
