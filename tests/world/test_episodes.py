@@ -10,6 +10,7 @@ import pytest
 from underdog.world import Parser, closure, entails
 from underdog.world.episodes import (
     DEFAULT_MIX,
+    TEXTS_PER_WORLD,
     dense_episode,
     icl_episode,
     judge_episode,
@@ -48,6 +49,12 @@ def test_texts_are_deterministic_and_mixed():
     with pytest.raises(ValueError, match="mix"):
         pretraining_texts(0, 1, mix={"poetry": 1.0})
     assert abs(sum(DEFAULT_MIX.values()) - 1) < 1e-9 and DEFAULT_MIX["copy"] == pytest.approx(0.2)
+
+
+def test_worlds_built_in_worker_processes_give_the_same_texts():
+    mix = {"icl_near": 1.0, "copy": 0.5, "icl_dense": 0.5}
+    n = 5 * TEXTS_PER_WORLD - 3  # a last world only partly used
+    assert pretraining_texts(4, n, mix, workers=2) == pretraining_texts(4, n, mix)
 
 
 def test_pretraining_worlds_use_pretrain_words(worlds):

@@ -11,6 +11,7 @@ MODEL_CARD.md go to the run dir and, with ``install``, to ``underdog/assets/<ins
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ class PretrainRecipe(Strict):
     warmup_ratio: float = 0.02
     weight_decay: float = 0.01
     threads: int = Field(0, ge=0)  # torch threads; 0 = torch's default
+    data_workers: int = Field(0, ge=0)  # processes building the mix's worlds; 0 = one per CPU core
     probe_every: int = Field(200, gt=0)
     probe_per_split: int = Field(40, gt=0)
     final_probe_per_split: int = Field(200, gt=0)
@@ -56,10 +58,10 @@ class PretrainRecipe(Strict):
     tokenizer_from: str | None = None  # a fresh model with an existing model dir's tokenizer (e.g. "builtin")
 
 
-def _texts(seed: int, n: int, mix: dict | None) -> list[str]:
+def _texts(seed: int, n: int, recipe: PretrainRecipe) -> list[str]:
     from underdog.world.episodes import pretraining_texts
 
-    return pretraining_texts(seed, n, mix)
+    return pretraining_texts(seed, n, recipe.mix, workers=recipe.data_workers or os.cpu_count() or 1)
 
 
 def build_model(recipe: PretrainRecipe, tokenizer):
@@ -109,7 +111,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     started = time.time()
 
     def make_tokenizer(tmp: Path):
-        tok = train_tokenizer(_texts(recipe.seed + 1_000_000, 4000, recipe.mix), recipe.vocab_size)
+        tok = train_tokenizer(_texts(recipe.seed + 1_000_000, 4000, recipe), recipe.vocab_size)
         tok.save_pretrained(tmp)
         return {"vocab": len(tok)}
 
@@ -121,14 +123,14 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
 
     # ~how many texts make `tokens` tokens: measure on a sample
-    sample = _texts(recipe.seed, 200, recipe.mix)
+    sample = _texts(recipe.seed, 200, recipe)
     per_text = sum(len(tokenizer.encode(t)) + 1 for t in sample) / len(sample)
     n_texts = int(recipe.tokens / per_text * 1.02) + 1
     steps = max(1, recipe.tokens // (recipe.batch_size * recipe.seq_len))
     log(f"pretraining mix: {n_texts} texts (~{per_text:.0f} tokens each), {steps} steps of "
         f"{recipe.batch_size}x{recipe.seq_len} tokens")
     # a continued run draws fresh texts (another seed), so it never repeats the first run's data
-    texts = _texts(recipe.seed + (7919 if recipe.init_from else 0), n_texts, recipe.mix)
+    texts = _texts(recipe.seed + (7919 if recipe.init_from else 0), n_texts, recipe)
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     texts = [t for t, n in zip(texts, lengths) if n < recipe.seq_len]  # keep whole episodes, never cut questions
     log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")

@@ -21,7 +21,7 @@ Each text holds about 100-600 whitespace-separated words.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from underdog.world import World, make_world, open_question, support_documents
@@ -55,8 +55,29 @@ def pretrain_world(seed: int, index: int) -> World:
     return make_world(seed * 100_003 + index, pool="pretrain", **sizes)
 
 
-def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None) -> list[str]:
-    """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights."""
+def pretrain_worlds(seed: int, count: int, workers: int = 1) -> Iterator[World]:
+    """``pretrain_world(seed, 0 .. count - 1)`` in order; with ``workers`` > 1 they are built in that many
+    spawned processes, at most ``4 * workers`` ahead of the consumer (a world depends only on its seed and
+    index, so the result is the same)."""
+    if workers <= 1 or count < 2 * workers:
+        yield from (pretrain_world(seed, i) for i in range(count))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        ahead = [pool.submit(pretrain_world, seed, i) for i in range(min(count, 4 * workers))]
+        for i in range(count):
+            world = ahead.pop(0).result()
+            if i + len(ahead) + 1 < count:
+                ahead.append(pool.submit(pretrain_world, seed, i + len(ahead) + 1))
+            yield world
+
+
+def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None, workers: int = 1) -> list[str]:
+    """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights. Worlds
+    take two thirds of the time and are built in ``workers`` processes; the texts are the same for any
+    number of workers."""
     mix = dict(DEFAULT_MIX if mix is None else mix)
     unknown = set(mix) - set(GENERATORS)
     if unknown or not mix or any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
@@ -64,12 +85,13 @@ def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None)
     kinds, weights = list(mix), list(mix.values())
     rng = random.Random(f"underdog-episodes-{seed}")
     texts: list[str] = []
-    world = pretrain_world(seed, 0)
+    worlds = pretrain_worlds(seed, -(-n // TEXTS_PER_WORLD), workers)
     for i in range(n):
-        if i and i % TEXTS_PER_WORLD == 0:
-            world = pretrain_world(seed, i // TEXTS_PER_WORLD)
+        if i % TEXTS_PER_WORLD == 0:
+            world = next(worlds)
         kind = rng.choices(kinds, weights)[0]
         texts.append(GENERATORS[kind](world, rng))
+    worlds.close()
     return texts
 
 
