@@ -56,9 +56,9 @@ def pretrain_world(seed: int, index: int) -> World:
 
 
 def pretrain_worlds(seed: int, count: int, workers: int = 1) -> Iterator[World]:
-    """``pretrain_world(seed, 0 .. count - 1)`` in order; with ``workers`` > 1 they are built in that many
-    spawned processes, at most ``4 * workers`` ahead of the consumer (a world depends only on its seed and
-    index, so the result is the same)."""
+    """``pretrain_world(seed, 0 .. count - 1)`` in order. With ``workers`` > 1 (and at least two worlds a
+    worker) they are built in that many spawned processes, at most ``4 * workers`` ahead of the consumer; a
+    world depends only on its seed and index, so the result is the same."""
     if workers <= 1 or count < 2 * workers:
         yield from (pretrain_world(seed, i) for i in range(count))
         return
