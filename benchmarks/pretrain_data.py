@@ -15,8 +15,6 @@ import os
 import time
 from pathlib import Path
 
-import yaml
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -25,10 +23,12 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
 
+    from underdog.config import load_config
+    from underdog.pretrain.recipe import PretrainRecipe
     from underdog.world.episodes import pretraining_texts
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "pretrain-continue-7.yaml"
-    mix = yaml.safe_load(recipe.read_text())["mix"]
+    mix = load_config(PretrainRecipe, recipe).mix
     seconds, texts = {}, {}
     for workers in (1, args.workers):
         start = time.perf_counter()

@@ -1,4 +1,5 @@
-"""The generalization study: fine-tuning data never holds a test statement, junk augmentations are dropped and counted, and the study runs end to end and resumes."""
+"""The generalization study: fine-tuning data never holds a test statement, junk augmentations are dropped
+and counted, and the study runs end to end and resumes."""
 
 import json
 
@@ -6,17 +7,12 @@ import pytest
 
 from underdog.methods import augment
 from underdog.methods.finetune import split_sentences, training_examples
-from underdog.world import make_world
 from underdog.world.render import capitalize, strip_leadin
 from underdog.world.retrieve import content_words
 
 
-def _world():
-    return make_world(11, n_dimensions=4, n_syllogisms=12, n_categories=16, n_families=3)
-
-
-def test_global_prompts_put_the_target_document_right_above_the_inference(tiny_lm):
-    world = _world()
+def test_global_prompts_put_the_target_document_right_above_the_inference(tiny_lm, small_world):
+    world = small_world
     prompts = augment.global_prompts(tiny_lm.tokenizer, world.documents, budget=1500, per_document=2)
     assert len(prompts) == sum(min(2, len(split_sentences(d["text"]))) for d in world.documents)
     shots = augment.few_shot("infer")
@@ -29,8 +25,8 @@ def test_global_prompts_put_the_target_document_right_above_the_inference(tiny_l
         assert len(tiny_lm.tokenizer.encode(prompt)) <= 1500
 
 
-def test_linked_prompts_pair_training_sentences_that_share_a_word_in_chain_order():
-    world = _world()
+def test_linked_prompts_pair_training_sentences_that_share_a_word_in_chain_order(small_world):
+    world = small_world
     sentences = {strip_leadin(s) for d in world.documents for s in split_sentences(d["text"])}
     prompts = augment.linked_prompts(world.documents, links=2)
     shots = augment.few_shot("link")
@@ -76,8 +72,8 @@ def test_the_best_non_junk_beam_is_kept(monkeypatch):
     assert counts == {"generated": 2, "kept": 1, "self-reference": 1}
 
 
-def test_finetuning_data_never_contains_a_test_statement():
-    world = _world()
+def test_finetuning_data_never_contains_a_test_statement(small_world):
+    world = small_world
     for mode in ("off", "independent", "cumulative"):
         examples = training_examples(world.documents, mode)
         text = " ".join(e.get("text", "") + " " + e.get("prompt", "") + e.get("completion", "") for e in examples)
@@ -119,8 +115,8 @@ def test_malformed_augmentations_are_dropped_and_counted():
     assert augment.clean(premises, " All zorps are blicks.", "link") == (None, "copy of source")
 
 
-def test_truth_rate_checks_augmentations_against_the_world():
-    world = _world()
+def test_truth_rate_checks_augmentations_against_the_world(small_world):
+    world = small_world
     fact = next(f for f in world.facts if f.rel == "isa")
     true = capitalize(f"{fact.b}s include {fact.a}s") + "."
     false = capitalize(f"{fact.a}s include {fact.b}s") + "."
@@ -131,21 +127,21 @@ def test_truth_rate_checks_augmentations_against_the_world():
     assert rate["unparsed"] == 1 and abs(rate["true_fraction"] - 1 / 3) < 1e-9
 
 
-def test_few_shot_examples_share_no_word_with_eval_worlds():
+def test_few_shot_examples_share_no_word_with_eval_worlds(small_world):
     from underdog.world.words import word_pool
 
     text = augment.few_shot("reverse") + augment.few_shot("infer")
     words = {w.lower().rstrip("s") for w in text.replace(".", " ").split() if w[0].isupper() or w.islower()}
     eval_words = {w for w in words if len(w) >= 4 and word_pool(w) == "eval"}
-    world = _world()
+    world = small_world
     assert not eval_words & {w.lower() for w in world.words}
 
 
-def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path):
+def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path, small_world):
     from underdog.methods.generalization import GeneralizationRecipe, run_generalization
     from underdog.world import write_world
 
-    write_world(_world(), tmp_path / "world")
+    write_world(small_world, tmp_path / "world")
     recipe = GeneralizationRecipe.model_validate({
         "model": str(llama_dir), "world": str(tmp_path / "world"), "out": str(tmp_path / "run"),
         "methods": ["none", "icl", "ft", "aug-local"], "max_per_split": 5, "device": "cpu",
@@ -165,10 +161,10 @@ def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["method"] == "generalization"
 
 
-def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens(tiny_lm):
+def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens(tiny_lm, small_world):
     from underdog.methods.generalization import augmented_epochs
 
-    world = _world()
+    world = small_world
     plain = training_examples(world.documents, "independent")
     extras = [s for d in world.documents for s in split_sentences(d["text"])] * 3  # 4x the data in all
     examples = training_examples(world.documents, "independent", extras)

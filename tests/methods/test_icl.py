@@ -10,15 +10,10 @@ from underdog.methods.icl import (
     question_tokens,
     retrieved_contexts,
 )
-from underdog.world import make_world
 
 
-def _world():
-    return make_world(11, n_dimensions=4, n_syllogisms=12, n_categories=16, n_families=3)
-
-
-def test_icl_prompt_holds_support_documents_and_records_subsample(tiny_lm):
-    world = _world()
+def test_icl_prompt_holds_support_documents_and_records_subsample(tiny_lm, small_world):
+    world = small_world
     qs = world.questions[:40]
     contexts = document_contexts(tiny_lm.tokenizer, world.documents, qs, budget=200)
     by_id = {d["id"]: d for d in world.documents}
@@ -34,8 +29,8 @@ def test_icl_prompt_holds_support_documents_and_records_subsample(tiny_lm):
     assert all(c.complete and len(c.parts) == len(world.documents) for c in everything)
 
 
-def test_retrieved_icl_prompts_hold_training_sentences_nearest_first_within_budget(tiny_lm):
-    world = _world()
+def test_retrieved_icl_prompts_hold_training_sentences_nearest_first_within_budget(tiny_lm, small_world):
+    world = small_world
     qs = [q for q in world.questions if q["split"] in ("forward", "reversal")][:30]
     sentences = {f"{d['id']}:{j}": s for d in world.documents for j, s in enumerate(split_sentences(d["text"]))}
     fact_of = {f"{d['id']}:{j}": f for d in world.documents for j, f in enumerate(d["facts"])}
@@ -55,8 +50,8 @@ def test_retrieved_icl_prompts_hold_training_sentences_nearest_first_within_budg
         raise AssertionError("an unknown context mode must be refused")
 
 
-def test_everything_goes_in_context_exactly_when_it_fits_beside_the_longest_question(tiny_lm):
-    world = _world()
+def test_everything_goes_in_context_exactly_when_it_fits_beside_the_longest_question(tiny_lm, small_world):
+    world = small_world
     docs, qs = world.documents[:4], world.questions[:20]
     tok = tiny_lm.tokenizer
     total = sum(len(tok.encode(d["text"] + DOC_SEPARATOR, add_special_tokens=False)) for d in docs)

@@ -39,9 +39,10 @@ def question_tokens(tokenizer, question: dict) -> int:
     return len(tokenizer.encode(question["question"], add_special_tokens=False))
 
 
-def knowledge_room(tokenizer, question: dict, budget: int) -> int:
-    """Tokens of ``budget`` left for knowledge once the question and its answer have their room."""
-    return budget - question_tokens(tokenizer, question) - ANSWER_ROOM
+def knowledge_room(budget: int, question_len: int) -> int:
+    """Tokens of ``budget`` left for knowledge once a question of ``question_len`` tokens and its answer have
+    their room."""
+    return budget - question_len - ANSWER_ROOM
 
 
 def retrieved_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[dict], budget: int,
@@ -60,7 +61,7 @@ def retrieved_contexts(tokenizer, documents: Sequence[dict], questions: Sequence
     out = []
     for q in questions:
         q_len = question_tokens(tokenizer, q)
-        room = knowledge_room(tokenizer, q, budget)
+        room = knowledge_room(budget, q_len)
         chosen, used = [], 0
         for i in index.neighbourhood(q["question"], k):
             if used + lengths[i] > room:
@@ -101,7 +102,8 @@ def document_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[
     out = []
     for k, q in enumerate(questions):
         rng = random.Random(f"{seed}-{q['id']}-{k}")
-        room = knowledge_room(tokenizer, q, budget)
+        q_len = question_tokens(tokenizer, q)
+        room = knowledge_room(budget, q_len)
         if total <= room:
             chosen = [d["id"] for d in documents]
         else:
@@ -117,7 +119,7 @@ def document_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[
                     used += lengths[d]
         rng.shuffle(chosen)
         text = "".join(by_id[d]["text"] + DOC_SEPARATOR for d in chosen) + QUESTION_SEPARATOR + q["question"]
-        out.append(IclContext(text, chosen, sum(lengths[d] for d in chosen) + question_tokens(tokenizer, q),
+        out.append(IclContext(text, chosen, sum(lengths[d] for d in chosen) + q_len,
                               len(chosen) == len(documents)))
     return out
 
@@ -130,7 +132,7 @@ def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Seq
     """The in-context prompts of ``mode`` (``retrieved`` or ``documents``; see the module docstring)."""
     if mode == "retrieved":
         total = sum(len(tokenizer.encode(d["text"] + DOC_SEPARATOR, add_special_tokens=False)) for d in documents)
-        if all(total <= knowledge_room(tokenizer, q, budget) for q in questions):
+        if all(total <= knowledge_room(budget, question_tokens(tokenizer, q)) for q in questions):
             # the knowledge fits the window: all of it, as the paper does
             return document_contexts(tokenizer, documents, questions, budget, seed=seed)
         return retrieved_contexts(tokenizer, documents, questions, budget)
