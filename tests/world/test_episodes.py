@@ -15,6 +15,7 @@ from underdog.world.episodes import (
     icl_episode,
     judge_episode,
     near_episode,
+    pair_episode,
     pretrain_world,
     pretraining_texts,
     rewrite_line,
@@ -193,3 +194,25 @@ def test_focused_near_episodes_are_built_around_and_answer_their_kinds_first(wor
             shares.append(-sum(q["kind"] in focus for q in plain.questions) / max(1, len(plain.questions)))
     focused, unfocused = [s for s in shares if s >= 0], [-s for s in shares if s <= 0]
     assert sum(focused) / len(focused) > sum(unfocused) / len(unfocused) + 0.2
+
+
+def test_pair_episodes_name_each_entity_once_and_their_first_answer_word_follows_one_sentence(worlds):
+    rng = random.Random(7)
+    kinds, splits = set(), set()
+    for world in worlds:
+        parser = Parser(world.facts)
+        for _ in range(10):
+            ep = pair_episode(world, rng)
+            context, answers = ep.text.split("\n\n")
+            facts = [parser.parse(s) for s in context.split("\n")]
+            entities = [e for f in facts for e in (f.a, f.b)]
+            assert len(entities) == len(set(entities)), context  # no entity in two sentences
+            cl = closure(facts)
+            assert answers and all(entails(cl, parser.parse(a)) for a in answers.split("\n")), ep.text
+            by_id = {f.id: f for f in world.facts}
+            assert {f.key for f in facts} == {by_id[i].key for i in ep.context}
+            for q in ep.questions:  # one stated sentence decides each answer
+                assert len(q["support"]) == 1 and q["support"][0] in ep.context
+                kinds.add(q["kind"])
+                splits.add(q["split"])
+    assert {"comparison", "family"} <= kinds and splits == {"forward", "rephrasing", "reversal"}

@@ -16,7 +16,7 @@ so a report can say exactly how much of the world each answer could see. ``none`
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 DOC_SEPARATOR = "\n"  # one document a line, then a blank line, then the question (as in pretraining)
@@ -90,13 +90,18 @@ def fact_index(documents: Sequence[dict]) -> dict[str, list[str]]:
     return index
 
 
+def document_lengths(tokenizer, documents: Sequence[dict]) -> dict[str, int]:
+    """Tokens each document takes in a prompt, separator included, by document id."""
+    return {d["id"]: len(tokenizer.encode(d["text"] + DOC_SEPARATOR, add_special_tokens=False)) for d in documents}
+
+
 def document_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[dict], budget: int,
-                   seed: int = 0) -> list[IclContext]:
+                      seed: int = 0, lengths: Mapping[str, int] | None = None) -> list[IclContext]:
     """One in-context prompt per question: support documents first in priority, then random fill to
-    ``budget`` tokens, shuffled; the question follows the documents."""
+    ``budget`` tokens, shuffled; the question follows the documents. ``lengths``: ``document_lengths``, if
+    the caller already has them."""
     by_id = {d["id"]: d for d in documents}
-    lengths = {d["id"]: len(tokenizer.encode(d["text"] + DOC_SEPARATOR, add_special_tokens=False))
-               for d in documents}
+    lengths = document_lengths(tokenizer, documents) if lengths is None else lengths
     total = sum(lengths.values())
     index = fact_index(documents)
     out = []
@@ -131,10 +136,10 @@ def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Seq
                  seed: int = 0) -> list[IclContext]:
     """The in-context prompts of ``mode`` (``retrieved`` or ``documents``; see the module docstring)."""
     if mode == "retrieved":
-        total = sum(len(tokenizer.encode(d["text"] + DOC_SEPARATOR, add_special_tokens=False)) for d in documents)
-        if all(total <= knowledge_room(budget, question_tokens(tokenizer, q)) for q in questions):
+        lengths = document_lengths(tokenizer, documents)
+        if all(sum(lengths.values()) <= knowledge_room(budget, question_tokens(tokenizer, q)) for q in questions):
             # the knowledge fits the window: all of it, as the paper does
-            return document_contexts(tokenizer, documents, questions, budget, seed=seed)
+            return document_contexts(tokenizer, documents, questions, budget, seed=seed, lengths=lengths)
         return retrieved_contexts(tokenizer, documents, questions, budget)
     if mode == "documents":
         return document_contexts(tokenizer, documents, questions, budget, seed=seed)

@@ -11,7 +11,8 @@ only, the support documents among distractor documents up to ~450 words, as in `
 whether it appears in context; ``icl_dense``: a context, then every question it answers, 8-16;
 ``icl_infer``: the same contexts, then "Infer:"/"Reverse:" rewrites of their facts; ``icl_near``: the
 retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions;
-``icl_near_focus``: the same around comparison and family questions), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+``icl_near_focus``: the same around comparison and family questions; ``icl_pairs``: comparison, family and
+category facts each naming its entities only once, then their forward, rephrased and reversed questions), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
@@ -260,6 +261,35 @@ def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32),
     return Episode(text + "\n\n" + "\n".join(_answer_line(q, "cloze", rng) for q in qs), sorted(stated), qs)
 
 
+def pair_episode(world: World, rng: random.Random, n_facts: tuple[int, int] = (4, 14),
+                 n_questions: tuple[int, int] = (6, 16)) -> Episode:
+    """Comparison, family and category facts in which every entity is named once, one sentence a line, then
+    their forward, rephrased and reversed questions. Each answer's first word is decided by one sentence,
+    copied ("more" for "more", forward) or flipped ("less", reversal): the step before the chains of mixed
+    contexts, where a middle entity is both "more" and "less" and only the comparator together with the
+    entity's role (subject or object) decides it."""
+    facts = [f for f in world.facts if f.kind in ("comparison", "family") or f.rel == "isa"]
+    used: set[str] = set()
+    picked, target = [], rng.randint(*n_facts)
+    weight = {f.id: rng.random() * (1.0 if f.rel == "isa" else 0.3) for f in facts}  # categories are many
+    for f in sorted(facts, key=lambda f: weight[f.id]):
+        if len(picked) == target:
+            break
+        if f.a in used or f.b in used:
+            continue
+        picked.append(f)
+        used |= {f.a, f.b}
+    if not picked:
+        return Episode("", [], [])
+    stated = {f.id for f in picked}
+    splits = ("forward", "rephrasing", "reversal")
+    qs = [q for q in world.questions if q["split"] in splits and set(q["support"]) <= stated]
+    qs = rng.sample(qs, min(len(qs), rng.randint(*n_questions)))
+    leadin = [rng.randrange(len(LEADINS)) if rng.random() < 0.3 else 0 for _ in picked]
+    text = "\n".join(sentence(f, world.phrasing[f.id], i) for f, i in zip(picked, leadin))
+    return Episode(text + "\n\n" + "\n".join(_answer_line(q, "cloze", rng) for q in qs), sorted(stated), qs)
+
+
 def _qa_line(q: dict, answer: str, options: bool) -> str:
     return f"Question: {open_question(q, options)} Answer: {answer}."
 
@@ -388,5 +418,7 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     # the same around the kinds a small model reads worst: comparisons (which direction?) and families (whose child?)
     "icl_near_focus": lambda w, r: _fill(r, lambda: near_episode(w, r, focus=("comparison", "family")).text,
                                          sep="\n\n\n", lo=150, hi=500),
+    # isolated facts (each entity named once): the answer's first word is copied or flipped from one sentence
+    "icl_pairs": lambda w, r: _fill(r, lambda: pair_episode(w, r).text, sep="\n\n\n", lo=150, hi=500),
     "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
 }
