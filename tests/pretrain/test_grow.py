@@ -3,7 +3,8 @@ import torch
 from transformers import LlamaForCausalLM
 
 from tests.tiny_models import build_model, make_tokenizer
-from underdog.pretrain.grow import perturb, widen_factor, widen_state_dict
+from underdog.pretrain.grow import perturb, separate_embeddings, widen_factor, widen_state_dict
+from underdog.pretrain.recipe import token_groups
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -39,3 +40,35 @@ def test_widen_factor_refuses_shapes_it_cannot_grow():
         widen_factor(small, {**small, "hidden_size": 64, "num_attention_heads": 4})  # head size would change
     with pytest.raises(ValueError, match="integer factor"):
         widen_factor(small, {**small, "hidden_size": 48, "num_attention_heads": 6, "intermediate_size": 96})
+
+
+def test_collapsed_embeddings_are_redrawn_apart_around_their_mean_and_the_rest_kept():
+    tok = make_tokenizer()
+    model = build_model("llama", tok, seed=3, tie_word_embeddings=True)  # as the built-in models
+    weight = model.get_input_embeddings().weight
+    [[a, b]] = token_groups(tok, [[" green", " tree"]])
+    with torch.no_grad():
+        weight[b] = weight[a] + 1e-4  # collapsed, as stage 7 left " more" and " less"
+    before = weight.detach().clone()
+    separate_embeddings(model, [[a, b]], scale=0.5, seed=1)
+    after = model.get_input_embeddings().weight.detach()
+    assert torch.nn.functional.cosine_similarity(after[a], after[b], dim=0) < 0.9
+    spread = (after[[a, b]] - (before[a] + before[b]) / 2).norm(dim=1)
+    expected = 0.5 * before.std() * before.shape[1] ** 0.5  # norm of the added noise
+    assert ((spread > expected / 2) & (spread < expected * 2)).all()
+    others = [i for i in range(len(tok)) if i not in (a, b)]
+    assert torch.equal(after[others], before[others])
+    assert torch.equal(model.get_output_embeddings().weight, after)  # the output side moves with it (tied)
+    again = build_model("llama", tok, seed=3, tie_word_embeddings=True)
+    with torch.no_grad():
+        again.get_input_embeddings().weight.copy_(before)
+    separate_embeddings(again, [[a, b]], scale=0.5, seed=1)
+    assert torch.equal(again.get_input_embeddings().weight, after)  # seeded
+
+
+def test_token_groups_name_strings_that_are_not_one_token():
+    tok = make_tokenizer()
+    with pytest.raises(ValueError, match="single tokens"):
+        token_groups(tok, [[" green", " green tree"]])
+    with pytest.raises(ValueError, match="single tokens"):
+        token_groups(tok, [[" green"]])

@@ -9,6 +9,12 @@ divided by ``factor`` because the tied output embedding sums the ``factor`` copi
 equal the small model's (tested), and ``perturb`` adds a little noise so that training can make the copies
 differ. This is how ``builtin-large`` starts from ``builtin`` when compute is too short to train it from
 scratch (``init_from`` a smaller model in a pretraining recipe).
+
+``separate_embeddings`` undoes a collapse instead of a shape change: tokens that early training never needed
+apart end up with one embedding (the stage-7 ``builtin`` had cosine 0.995 between " more" and " less", and
+0.99 between digits), and with tied embeddings such tokens can then be neither told apart in the input nor
+predicted apart in the output; the gradient that would separate them vanishes with their difference. Each
+group's rows are re-drawn around their mean, so a continued stage can learn to use the difference.
 """
 
 from __future__ import annotations
@@ -66,3 +72,19 @@ def widen_factor(small: dict, large: dict) -> int:
         raise ValueError("can only widen a model by one integer factor over hidden, heads and MLP size "
                          "(same layers, vocabulary and head size)")
     return factor
+
+
+def separate_embeddings(model, groups: list[list[int]], scale: float = 0.5, seed: int = 0) -> None:
+    """Re-draw the embedding rows of each group of token ids as their mean plus Gaussian noise of ``scale``
+    times the embedding matrix's std, seeded; an untied output embedding is re-drawn the same way."""
+    g = torch.Generator().manual_seed(seed)
+    matrices = [model.get_input_embeddings().weight]
+    output = model.get_output_embeddings()
+    if output is not None and output.weight is not matrices[0]:
+        matrices.append(output.weight)
+    with torch.no_grad():
+        for weight in matrices:
+            std = weight.std()
+            for ids in groups:
+                mean = weight[ids].mean(0)
+                weight[ids] = mean + torch.randn((len(ids), weight.shape[1]), generator=g) * std * scale

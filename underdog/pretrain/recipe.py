@@ -56,6 +56,9 @@ class PretrainRecipe(Strict):
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
     init_from: str | None = None  # continue from a finished model dir (same tokenizer), e.g. a longer schedule
     tokenizer_from: str | None = None  # a fresh model with an existing model dir's tokenizer (e.g. "builtin")
+    # groups of single tokens whose collapsed embeddings are re-drawn apart before an init_from stage trains
+    # (pretrain.grow.separate_embeddings), e.g. [[" more", " less"]]
+    separate_tokens: list[list[str]] = []
 
 
 def _texts(seed: int, n: int, recipe: PretrainRecipe) -> list[str]:
@@ -77,11 +80,25 @@ def build_model(recipe: PretrainRecipe, tokenizer):
     return LlamaForCausalLM(cfg)
 
 
-def _load_init(model, recipe: PretrainRecipe, log) -> None:
-    """Load ``init_from`` into ``model``; a narrower source model is widened first (``pretrain.grow``)."""
+def token_groups(tokenizer, groups: list[list[str]]) -> list[list[int]]:
+    """Token ids of ``separate_tokens``; every string must be exactly one token."""
+    out = []
+    for group in groups:
+        ids = [tokenizer.encode(t, add_special_tokens=False) for t in group]
+        bad = [t for t, i in zip(group, ids) if len(i) != 1]
+        if bad or len(group) < 2:
+            raise ValueError(f"separate_tokens: each group needs two or more single tokens; {bad or group} "
+                             "is not")
+        out.append([i[0] for i in ids])
+    return out
+
+
+def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) -> None:
+    """Load ``init_from`` into ``model``; a narrower source model is widened first, and ``separate_tokens``
+    are re-drawn apart (``pretrain.grow``)."""
     from safetensors.torch import load_file
 
-    from underdog.pretrain.grow import perturb, widen_factor, widen_state_dict
+    from underdog.pretrain.grow import perturb, separate_embeddings, widen_factor, widen_state_dict
 
     source = Path(recipe.init_from)
     state = load_file(source / "model.safetensors")
@@ -96,6 +113,9 @@ def _load_init(model, recipe: PretrainRecipe, log) -> None:
         log(f"grown {factor}x wider from {recipe.init_from} (same function, then a little noise)")
     else:
         log(f"continuing from {recipe.init_from}")
+    if separate:
+        separate_embeddings(model, separate, seed=recipe.seed)
+        log(f"re-drew the embeddings of {recipe.separate_tokens} apart")
 
 
 def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pretrain") -> dict:
@@ -122,6 +142,9 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
 
+    if recipe.separate_tokens and not recipe.init_from:
+        raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
+    separate = token_groups(tokenizer, recipe.separate_tokens)  # checked before the mix is built
     # ~how many texts make `tokens` tokens: measure on a sample
     sample = _texts(recipe.seed, 200, recipe)
     per_text = sum(len(tokenizer.encode(t)) + 1 for t in sample) / len(sample)
@@ -136,7 +159,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")
     model = build_model(recipe, tokenizer)
     if recipe.init_from:
-        _load_init(model, recipe, log)
+        _load_init(model, recipe, log, separate)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
 
