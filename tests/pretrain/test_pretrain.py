@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+from pydantic import ValidationError
+
 from underdog.cli import main
 from underdog.lm import load
+from underdog.pretrain.recipe import PretrainRecipe
 
 
 def test_pretrain_smoke(tmp_path, monkeypatch):
@@ -58,3 +62,9 @@ def test_pretrain_from_scratch_can_reuse_another_models_tokenizer(tmp_path):
     assert b.model.config.num_attention_heads == 1 and not (second / "stages" / "tokenizer").exists()
     summary = json.loads((second / "final" / "pretrain_summary.json").read_text())
     assert [st["init_from"] for st in summary["stages"]] == [None]  # a fresh model, not a continuation
+
+
+def test_separate_tokens_needs_a_model_to_continue():
+    with pytest.raises(ValidationError, match="separate_tokens .* needs init_from"):
+        PretrainRecipe(separate_tokens=[[" more", " less"]])
+    assert PretrainRecipe(separate_tokens=[[" more", " less"]], init_from="builtin").separate_tokens

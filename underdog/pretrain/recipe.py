@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from underdog.config import Strict
 from underdog.lm.load import ASSETS, LM, resolve_model_path
@@ -59,6 +59,12 @@ class PretrainRecipe(Strict):
     # groups of single tokens whose collapsed embeddings are re-drawn apart before an init_from stage trains
     # (pretrain.grow.separate_embeddings), e.g. [[" more", " less"]]
     separate_tokens: list[list[str]] = []
+
+    @model_validator(mode="after")
+    def _separate_needs_init(self) -> PretrainRecipe:
+        if self.separate_tokens and not self.init_from:
+            raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
+        return self
 
 
 def _texts(seed: int, n: int, recipe: PretrainRecipe) -> list[str]:
@@ -142,8 +148,6 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
 
-    if recipe.separate_tokens and not recipe.init_from:
-        raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
     separate = token_groups(tokenizer, recipe.separate_tokens)  # checked before the mix is built
     # ~how many texts make `tokens` tokens: measure on a sample
     sample = _texts(recipe.seed, 200, recipe)
