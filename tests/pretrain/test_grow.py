@@ -3,7 +3,13 @@ import torch
 from transformers import LlamaForCausalLM
 
 from tests.tiny_models import build_model, make_tokenizer
-from underdog.pretrain.grow import perturb, separate_embeddings, widen_factor, widen_state_dict
+from underdog.pretrain.grow import (
+    collapsed_tokens,
+    perturb,
+    separate_embeddings,
+    widen_factor,
+    widen_state_dict,
+)
 from underdog.pretrain.recipe import token_groups
 
 
@@ -72,3 +78,17 @@ def test_token_groups_name_strings_that_are_not_one_token():
         token_groups(tok, [[" green", " green tree"]])
     with pytest.raises(ValueError, match="single tokens"):
         token_groups(tok, [[" green"]])
+
+
+def test_collapsed_tokens_reports_frequent_tokens_with_coinciding_embeddings():
+    tok = make_tokenizer()
+    model = build_model("llama", tok, seed=3, tie_word_embeddings=True)
+    [[green, tree]] = token_groups(tok, [[" green", " tree"]])
+    texts = ["a green tree and a tree ."] * 40 + ["the green one ."] * 10
+    assert collapsed_tokens(model, tok, texts) == []  # random embeddings: nothing coincides
+    with torch.no_grad():
+        weight = model.get_input_embeddings().weight
+        weight[tree] = weight[green] * 2  # same direction, other norm: cosine 1
+    assert collapsed_tokens(model, tok, texts) == [(" green", " tree", 1.0)]
+    assert collapsed_tokens(model, tok, texts, min_count=51) == []  # " green" is seen 50 times
+    assert collapsed_tokens(model, tok, texts, min_count=50) == [(" green", " tree", 1.0)]

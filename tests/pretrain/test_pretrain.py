@@ -24,7 +24,8 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
     summary = json.loads((out / "final" / "pretrain_summary.json").read_text())
     assert summary["parameters"] > 0 and set(summary["probe_icl"]) >= {"forward", "reversal", "syllogism"}
     card = (tmp_path / "assets" / "toy" / "MODEL_CARD.md").read_text()
-    assert "parameters" in card and "tokens" in card
+    assert "parameters" in card and "tokens" in card and "embeddings nearly coincide" in card
+    assert isinstance(summary["collapsed_tokens"], list)
     lm = load(tmp_path / "assets" / "toy")
     assert lm.tokenizer.convert_tokens_to_ids("<|im_start|>") != lm.tokenizer.unk_token_id
     # a second run finds the finished tokenizer stage and the final checkpoint: nothing is retrained

@@ -15,6 +15,7 @@ apart end up with one embedding (the stage-7 ``builtin`` had cosine 0.995 betwee
 0.99 between digits), and with tied embeddings such tokens can then be neither told apart in the input nor
 predicted apart in the output; the gradient that would separate them vanishes with their difference. Each
 group's rows are re-drawn around their mean, so a continued stage can learn to use the difference.
+``collapsed_tokens`` finds such groups: frequent tokens whose embeddings nearly coincide.
 """
 
 from __future__ import annotations
@@ -88,3 +89,23 @@ def separate_embeddings(model, groups: list[list[int]], scale: float = 0.5, seed
             for ids in groups:
                 mean = weight[ids].mean(0)
                 weight[ids] = mean + torch.randn((len(ids), weight.shape[1]), generator=g) * std * scale
+
+
+def collapsed_tokens(model, tokenizer, texts: list[str], min_count: int = 30,
+                     threshold: float = 0.98) -> list[tuple[str, str, float]]:
+    """Pairs of tokens seen at least ``min_count`` times in ``texts`` whose input embeddings have cosine
+    similarity >= ``threshold``, most similar first, as (token, token, cosine). Synonyms ("kind"/"type")
+    legitimately show up; opposites ("more"/"less") are a model that cannot tell them apart."""
+    from collections import Counter
+
+    counts = Counter(i for t in texts for i in tokenizer.encode(t, add_special_tokens=False))
+    ids = sorted(i for i, n in counts.items() if n >= min_count)
+    if len(ids) < 2:
+        return []
+    with torch.no_grad():
+        emb = torch.nn.functional.normalize(model.get_input_embeddings().weight[ids].float(), dim=1)
+        sim = torch.triu(emb @ emb.T, diagonal=1)
+    rows, cols = torch.nonzero(sim >= threshold, as_tuple=True)
+    pairs = [(tokenizer.decode([ids[r]]), tokenizer.decode([ids[c]]), round(float(sim[r, c]), 3))
+             for r, c in zip(rows.tolist(), cols.tolist())]
+    return sorted(pairs, key=lambda p: -p[2])

@@ -127,6 +127,7 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
 def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pretrain") -> dict:
     from transformers import PreTrainedTokenizerFast
 
+    from underdog.pretrain.grow import collapsed_tokens
     from underdog.pretrain.probe import IclProbe
     from underdog.pretrain.tokenizer import train_tokenizer
     from underdog.train import TrainConfig, save_trained, train
@@ -201,7 +202,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     summary = {"parameters": n_params, "vocab": len(tokenizer), "tokens_seen": result.tokens_seen,
                "steps": result.final_step, "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
-               "probe_icl": icl, "probe_none": none, "env": environment(), "recipe": recipe.model_dump()}
+               "probe_icl": icl, "probe_none": none, "env": environment(), "recipe": recipe.model_dump(),
+               "collapsed_tokens": collapsed_tokens(model, tokenizer, sample)}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
     if log_path.exists():
         shutil.copy(log_path, final_dir / "pretrain_log.jsonl")
@@ -243,6 +245,13 @@ def _stage_rows(stages: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _collapsed_line(pairs: list | None) -> str:
+    if pairs is None:
+        return "not measured for this stage"
+    shown = ", ".join(f"{a!r}/{b!r} {c:.3f}" for a, b, c in pairs[:12])
+    return (shown + (f" and {len(pairs) - 12} more" if len(pairs) > 12 else "")) or "none"
+
+
 def model_card(recipe: PretrainRecipe, s: dict) -> str:
     m = recipe.model
     rows = "\n".join(f"| {k} | {s['probe_icl'][k]:.3f} | {s['probe_none'][k]:.3f} |" for k in s["probe_icl"])
@@ -261,6 +270,8 @@ pool), to read facts in its context and reason over them. It knows no real-world
   packed tokens a step; final loss {s['final_loss']:.3f}
 - Device: {s['env']['device']}; last stage {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s
 - Last stage's mix: {recipe.mix}
+- Frequent tokens whose embeddings nearly coincide (cosine >= 0.98; the model cannot tell them apart):
+  {_collapsed_line(s.get("collapsed_tokens"))}
 - Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}
 
 ## Stages (probe: ICL accuracy at the end of each stage, forward / reversal / syllogism, and the probe's contexts)
