@@ -137,7 +137,8 @@ def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Seq
     """The in-context prompts of ``mode`` (``retrieved`` or ``documents``; see the module docstring)."""
     if mode == "retrieved":
         lengths = document_lengths(tokenizer, documents)
-        if all(sum(lengths.values()) <= knowledge_room(budget, question_tokens(tokenizer, q)) for q in questions):
+        total = sum(lengths.values())
+        if all(total <= knowledge_room(budget, question_tokens(tokenizer, q)) for q in questions):
             # the knowledge fits the window: all of it, as the paper does
             return document_contexts(tokenizer, documents, questions, budget, seed=seed, lengths=lengths)
         return retrieved_contexts(tokenizer, documents, questions, budget)
