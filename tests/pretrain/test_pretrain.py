@@ -69,3 +69,30 @@ def test_separate_tokens_needs_a_model_to_continue():
     with pytest.raises(ValidationError, match="separate_tokens .* needs init_from"):
         PretrainRecipe(separate_tokens=[[" more", " less"]])
     assert PretrainRecipe(separate_tokens=[[" more", " less"]], init_from="builtin").separate_tokens
+
+
+def test_an_untied_stage_starts_from_the_tied_model_with_the_same_function(tmp_path):
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+    from underdog.lm.load import resolve_model_path
+    from underdog.pretrain.recipe import _load_init, build_model
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(resolve_model_path("builtin"))
+    shape = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "context": 64}
+    tied = build_model(PretrainRecipe(model=shape), tokenizer)
+    tied.save_pretrained(tmp_path / "tied")
+    recipe = PretrainRecipe(model={**shape, "tied": False}, init_from=str(tmp_path / "tied"), seed=1)
+    untied = build_model(recipe, tokenizer)
+    _load_init(untied, recipe, log=lambda _: None, separate=[])
+    ids = torch.tensor([[1, 5, 9, 200, 7]])
+    torch.testing.assert_close(untied(ids).logits, tied(ids).logits)
+    output, embed = untied.get_output_embeddings().weight, untied.get_input_embeddings().weight
+    assert output is not embed
+    with torch.no_grad():
+        output[3] += 1.0  # moving the output row leaves the input row where it was
+    assert not torch.equal(output[3], embed[3])
+    untied.save_pretrained(tmp_path / "untied")
+    back = PretrainRecipe(model=shape, init_from=str(tmp_path / "untied"))
+    with pytest.raises(ValueError, match="untied embeddings: set model.tied: false"):
+        _load_init(build_model(back, tokenizer), back, log=lambda _: None, separate=[])

@@ -31,6 +31,9 @@ class ModelShape(Strict):
     heads: int = Field(4, gt=0)
     intermediate: int = Field(176, gt=0)
     context: int = Field(1024, gt=0)
+    # False gives the output layer its own weights; a stage continuing a tied model starts them as a copy of
+    # the input embeddings (same function), so the two can then move apart
+    tied: bool = True
 
 
 class PretrainRecipe(Strict):
@@ -79,7 +82,7 @@ def build_model(recipe: PretrainRecipe, tokenizer):
     m = recipe.model
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=m.hidden, intermediate_size=m.intermediate,
                       num_hidden_layers=m.layers, num_attention_heads=m.heads, num_key_value_heads=m.heads,
-                      max_position_embeddings=m.context, tie_word_embeddings=True, rope_theta=10000.0,
+                      max_position_embeddings=m.context, tie_word_embeddings=m.tied, rope_theta=10000.0,
                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                       pad_token_id=tokenizer.pad_token_id, initializer_range=0.02)
     torch.manual_seed(recipe.seed)
@@ -111,6 +114,11 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
     factor = widen_factor(json.loads((source / "config.json").read_text()), model.config.to_dict())
     if factor > 1:
         state = widen_state_dict(state, factor)
+    untied_source = "lm_head.weight" in state
+    if untied_source and recipe.model.tied:
+        raise ValueError(f"init_from {recipe.init_from} has untied embeddings: set model.tied: false")
+    if not recipe.model.tied and not untied_source:
+        state["lm_head.weight"] = state["model.embed_tokens.weight"].clone()
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise ValueError(f"init_from {recipe.init_from}: weights do not match the recipe's model shape")
@@ -264,7 +272,7 @@ it wider) on synthetic nonsense-word worlds (pretraining word pool only; evaluat
 pool), to read facts in its context and reason over them. It knows no real-world facts and no natural language beyond the world templates.
 
 - Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
-  context {m.context}, tied embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}
+  context {m.context}, {"tied" if m.tied else "untied"} embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}
 - Training: {total:,} tokens in {len(stages)} stage(s), each continuing the previous one's weights
   (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
   packed tokens a step; final loss {s['final_loss']:.3f}
