@@ -155,6 +155,8 @@ def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path, small_w
     assert (tmp_path / "run" / "stages" / "augment-local" / "augmentations_local.jsonl").exists()
     counts = results["augmentations"]["local"]["counts"]
     assert counts["generated"] == sum(v for k, v in counts.items() if k != "generated")
+    assert results["by_kind"]["forward:family/icl"]["n"] >= 1
+    assert "## By knowledge kind" in (tmp_path / "run" / "report.md").read_text()
     again = run_generalization(recipe, log=logs.append)
     assert again["metrics"] == results["metrics"]
     assert set(again["timing"]["skipped_stages"]) == {"augment-local", "none", "icl", "ft", "aug-local"}
@@ -176,3 +178,18 @@ def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens(tiny_lm, sma
         epochs = augmented_epochs(30, plain, examples, budget, tiny_lm.tokenizer)
         assert epochs * tokens(examples) == pytest.approx(budget * 30 * tokens(plain))
         assert epochs == pytest.approx(30 * budget / 4)
+
+
+def test_accuracy_by_kind_splits_each_score_by_the_kind_of_fact_and_adds_back_up():
+    from underdog.methods.generalization import accuracy_by_kind
+
+    questions = [{"id": f"q{i}", "split": "forward" if i < 6 else "reversal",
+                  "kind": "comparison" if i % 2 else "family"} for i in range(9)]
+    answers = [{"id": q["id"], "split": q["split"], "correct": i in (0, 1, 2, 6)} for i, q in enumerate(questions)]
+    metrics, table = accuracy_by_kind({"icl": {"answers": answers}}, questions)
+    assert metrics["forward:family/icl"]["value"] == 2 / 3 and metrics["forward:family/icl"]["n"] == 3
+    assert metrics["forward:comparison/icl"]["value"] == 1 / 3
+    assert metrics["reversal:family/icl"]["value"] == 0.5 and metrics["reversal:comparison/icl"]["value"] == 0.0
+    split_acc = sum(m["value"] * m["n"] for k, m in metrics.items() if k.startswith("forward:")) / 6
+    assert split_acc == sum(a["correct"] for a in answers[:6]) / 6
+    assert table.index("forward:comparison") < table.index("reversal:comparison")  # splits in study order

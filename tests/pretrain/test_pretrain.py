@@ -20,12 +20,14 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
             "probe_every=2", "probe_per_split=2", "final_probe_per_split=2", "save_every=2", "threads=1"]
     assert main(args) == 0
     log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
-    assert log and {"step", "loss", "tokens_seen", "probe"} <= set(log[0])
+    assert log and {"step", "loss", "tokens_seen", "probe", "probe_by_kind"} <= set(log[0])
     summary = json.loads((out / "final" / "pretrain_summary.json").read_text())
     assert summary["parameters"] > 0 and set(summary["probe_icl"]) >= {"forward", "reversal", "syllogism"}
     card = (tmp_path / "assets" / "toy" / "MODEL_CARD.md").read_text()
     assert "parameters" in card and "tokens" in card and "embeddings nearly coincide" in card
     assert isinstance(summary["collapsed_tokens"], list)
+    assert {k.split(":")[0] for k in summary["probe_icl_by_kind"]} == set(summary["probe_icl"])
+    assert "by split and kind of fact" in card
     lm = load(tmp_path / "assets" / "toy")
     assert lm.tokenizer.convert_tokens_to_ids("<|im_start|>") != lm.tokenizer.unk_token_id
     # a second run finds the finished tokenizer stage and the final checkpoint: nothing is retrained

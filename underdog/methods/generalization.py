@@ -278,7 +278,7 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
     summaries = {kind: {"counts": aug["counts"], "truth": aug["truth"], "sample": aug["augmentations"][:6],
                         "file": str(run.stage_dir(f"augment-{kind}") / f"augmentations_{kind}.jsonl")}
                  for kind, aug in augmented.items()}
-    return write_generalization_results(run, recipe, outputs, source, lm, summaries)
+    return write_generalization_results(run, recipe, outputs, source, lm, summaries, questions)
 
 
 def augmentation_report(summaries: dict) -> str:
@@ -301,7 +301,26 @@ def augmentation_report(summaries: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, lm, summaries: dict) -> dict:
+def accuracy_by_kind(outputs: dict, questions: list[dict]) -> tuple[dict, str]:
+    """Accuracy (95% CI) of every method on every split and knowledge kind (comparison, family, ...), keyed
+    ``"<split>:<kind>/<method>"``, and the Markdown table of them: which kind of fact a split's score hides."""
+    from underdog.report import grid_table
+
+    kind_of = {q["id"]: q.get("kind", "unknown") for q in questions}
+    metrics: dict = {}
+    for method, out in outputs.items():
+        cells: dict[str, list[bool]] = {}
+        for a in out["answers"]:
+            cells.setdefault(f"{a['split']}:{kind_of.get(a['id'], 'unknown')}", []).append(a["correct"])
+        metrics.update({f"{cell}/{method}": {**mean_with_ci(c), "n": len(c)} for cell, c in cells.items()})
+    order = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    rows = sorted({key.rsplit("/", 1)[0] for key in metrics},
+                  key=lambda r: (order.get(r.split(":")[0], len(order)), r))
+    return metrics, grid_table(metrics, rows, list(outputs), row_label="split:kind")
+
+
+def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, lm, summaries: dict,
+                                 questions: list[dict]) -> dict:
     from underdog.report import grid_table, grouped_bars
 
     metrics, per_split = {}, {}
@@ -317,6 +336,7 @@ def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, 
              "questions_per_split": {s: sum(a["split"] == s for a in next(iter(outputs.values()))["answers"])
                                      for s in splits}}
     extra["augmentations"] = summaries
+    extra["by_kind"], kind_table = accuracy_by_kind(outputs, questions)
     extra["training"] = {m: out["training"] for m, out in outputs.items() if "training" in out}
     results = run.write_results("generalization", recipe.model, f"world {source}", metrics, per_split, extra)
     grouped_bars(metrics, splits, list(outputs), run.dir / "generalization.png",
@@ -329,6 +349,6 @@ def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, 
     report = (f"# Generalization study\n\nModel `{recipe.model}` ({lm.info['parameters']:,} parameters); world "
               f"{source}; questions per split: {extra['questions_per_split']}. Accuracy with 95% bootstrap CI; "
               f"4 choices, chance 0.25.\n\n{table}\n{ctx_line}\n![accuracy by split](generalization.png)\n"
-              f"{augmentation_report(summaries)}")
+              f"\n## By knowledge kind\n\n{kind_table}\n{augmentation_report(summaries)}")
     atomic_write_text(run.dir / "report.md", report)
     return results

@@ -34,15 +34,22 @@ class IclProbe:
         self.budget = budget
         self.context = context  # "retrieved" or "documents" (methods.icl)
 
-    def __call__(self, lm: LM, with_context: bool = True, batch_size: int = 32) -> dict[str, float]:
+    def answers(self, lm: LM, with_context: bool = True, batch_size: int = 32) -> list[bool]:
+        """Whether each probe question was answered correctly (in ``self.questions`` order)."""
         if with_context:
             contexts = [c.text for c in icl_contexts(self.context, lm.tokenizer, self.documents, self.questions,
                                                      self.budget)]
         else:
             contexts = [q["question"] for q in self.questions]
         items = [ChoiceItem(q["id"], ctx, q["choices"], q["answer"], {}) for q, ctx in zip(self.questions, contexts)]
-        results = evaluate_choices(lm, items, batch_size=batch_size)
+        return [r.correct for r in evaluate_choices(lm, items, batch_size=batch_size)]
+
+    def accuracy(self, correct: list[bool], by_kind: bool = False) -> dict[str, float]:
+        """Accuracy per split, or per ``"<split>:<kind>"`` cell (comparison, family, hierarchy, syllogism)."""
         acc: dict[str, list[bool]] = {}
-        for q, r in zip(self.questions, results):
-            acc.setdefault(q["split"], []).append(r.correct)
-        return {split: sum(v) / len(v) for split, v in acc.items()}
+        for q, ok in zip(self.questions, correct):
+            acc.setdefault(f"{q['split']}:{q['kind']}" if by_kind else q["split"], []).append(ok)
+        return {key: sum(v) / len(v) for key, v in acc.items()}
+
+    def __call__(self, lm: LM, with_context: bool = True, batch_size: int = 32) -> dict[str, float]:
+        return self.accuracy(self.answers(lm, with_context, batch_size))

@@ -184,9 +184,11 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         if info["step"] % recipe.probe_every and info["step"] != steps:
             return
         model.eval()
-        acc = probe(lm)
+        correct = probe.answers(lm)
         model.train()
-        entry = {**info, "elapsed_s": round(time.time() - started, 1), "probe": acc}
+        acc = probe.accuracy(correct)
+        entry = {**info, "elapsed_s": round(time.time() - started, 1), "probe": acc,
+                 "probe_by_kind": probe.accuracy(correct, by_kind=True)}
         with log_path.open("a") as f:
             f.write(json.dumps(entry) + "\n")
         log("step {step} tokens {tokens_seen:,} loss {loss:.3f} tok/s {tokens_per_s:.0f} | ".format(**info)
@@ -206,11 +208,13 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     final_probe = IclProbe(seed=99_001, per_split=recipe.final_probe_per_split, budget=recipe.icl_budget,
                            context=recipe.icl_context,
                            splits=("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"))
-    icl, none = final_probe(final_lm), final_probe(final_lm, with_context=False)
+    correct = final_probe.answers(final_lm)
+    icl, none = final_probe.accuracy(correct), final_probe(final_lm, with_context=False)
     summary = {"parameters": n_params, "vocab": len(tokenizer), "tokens_seen": result.tokens_seen,
                "steps": result.final_step, "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
-               "probe_icl": icl, "probe_none": none, "env": environment(), "recipe": recipe.model_dump(),
+               "probe_icl": icl, "probe_icl_by_kind": final_probe.accuracy(correct, by_kind=True),
+               "probe_none": none, "env": environment(), "recipe": recipe.model_dump(),
                "collapsed_tokens": collapsed_tokens(model, tokenizer, sample)}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
     if log_path.exists():
@@ -263,6 +267,9 @@ def _collapsed_line(pairs: list | None) -> str:
 def model_card(recipe: PretrainRecipe, s: dict) -> str:
     m = recipe.model
     rows = "\n".join(f"| {k} | {s['probe_icl'][k]:.3f} | {s['probe_none'][k]:.3f} |" for k in s["probe_icl"])
+    by_kind = s.get("probe_icl_by_kind")
+    kinds = ("\n\nICL accuracy by split and kind of fact: " + ", ".join(f"{k} {v:.2f}" for k, v in by_kind.items())
+             if by_kind else "")
     stages = s["stages"]  # written by write_model_card
     total = sum(st["tokens"] for st in stages)
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
@@ -292,7 +299,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
 
 | split | ICL ({recipe.icl_context} context, `methods.icl`) | no context |
 |---|---|---|
-{rows}
+{rows}{kinds}
 
 The emergence curve of the last stage (probe accuracy every {recipe.probe_every} steps) is in
 `pretrain_log.jsonl`; earlier stages' logs are `pretrain_log_stage<N>.jsonl`.
