@@ -42,7 +42,7 @@ def test_texts_are_deterministic_and_mixed():
     assert len(a) == 45 and all(isinstance(t, str) and t for t in a)
     lengths = [len(t.split()) for t in a]
     assert max(lengths) <= 600 and sum(n >= 100 for n in lengths) > 0.8 * len(a)
-    for kind, marker in [("copy", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
+    for kind, marker in [("copy", " again : "), ("copy_mixed", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
                          ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
                          ("icl_hard", "\n\n"), ("icl_dense", "\n\n"), ("icl_infer", " => ")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
@@ -216,3 +216,16 @@ def test_pair_episodes_name_each_entity_once_and_their_first_answer_word_follows
                 kinds.add(q["kind"])
                 splits.add(q["split"])
     assert {"comparison", "family"} <= kinds and splits == {"forward", "rephrasing", "reversal"}
+
+
+def test_mixed_copy_exercises_repeat_lists_of_nonsense_and_template_words():
+    from underdog.world.episodes import COPY_ENGLISH
+
+    units = [u for t in pretraining_texts(5, 4, mix={"copy_mixed": 1.0}) for u in t.split("\n")]
+    english = nonsense = 0
+    for unit in units:
+        first, again = unit.removeprefix("list : ").removesuffix(" .").split(" . again : ")
+        assert first == again
+        english += sum(w in COPY_ENGLISH for w in first.split())
+        nonsense += sum(w not in COPY_ENGLISH for w in first.split())
+    assert english > 0.25 * (english + nonsense) and nonsense > 0.45 * (english + nonsense)

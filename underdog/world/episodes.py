@@ -14,7 +14,8 @@ retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a li
 ``icl_near_focus``: the same around comparison and family questions; ``icl_pairs``: comparison, family and
 category facts each naming its entities only once, then their forward, rephrased and reversed questions), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
-"Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."), ``judge`` (facts, then statements judged
+"Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."; ``copy_mixed``: lists that mix in the
+templates' English words, "more", "less", "parent", adjectives), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
 Each text holds about 100-600 whitespace-separated words.
 """
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from underdog.world import World, make_world, open_question, support_documents
+from underdog.world.knowledge import ADJECTIVES
 from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence, statement
 
 DEFAULT_MIX: dict[str, float] = {"document": 0.15, "icl": 0.25, "icl_qa": 0.10, "rewrite": 0.15, "copy": 0.20,
@@ -379,6 +381,20 @@ def _copy_text(world: World, rng: random.Random) -> str:
     return _fill(rng, unit, sep="\n")
 
 
+COPY_ENGLISH: tuple[str, ...] = (
+    "more", "less", "all", "some", "no", "are", "is", "than", "of", "the", "a", "include", "parent", "child",
+    "sibling", "grandparent", "grandchild", "have", "can", "eat", "like", *ADJECTIVES)
+"""The template words a copy exercise mixes in: a copy circuit trained on nonsense words alone skips them."""
+
+
+def _copy_mixed_text(world: World, rng: random.Random) -> str:
+    def unit() -> str:
+        words = " ".join(rng.choice(COPY_ENGLISH) if rng.random() < 0.4 else rng.choice(world.words)
+                         for _ in range(rng.randint(3, 12)))
+        return f"list : {words} . again : {words} ."
+    return _fill(rng, unit, sep="\n")
+
+
 def _judge_text(world: World, rng: random.Random) -> str:
     return _fill(rng, lambda: judge_episode(world, rng).text, sep="\n\n\n")
 
@@ -420,5 +436,5 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
                                          sep="\n\n\n", lo=150, hi=500),
     # isolated facts (each entity named once): the answer's first word is copied or flipped from one sentence
     "icl_pairs": lambda w, r: _fill(r, lambda: pair_episode(w, r).text, sep="\n\n\n", lo=150, hi=500),
-    "rewrite": _rewrite_text, "copy": _copy_text, "judge": _judge_text, "numbers": _numbers_text,
+    "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "judge": _judge_text, "numbers": _numbers_text,
 }
