@@ -44,7 +44,8 @@ def test_texts_are_deterministic_and_mixed():
     assert max(lengths) <= 600 and sum(n >= 100 for n in lengths) > 0.8 * len(a)
     for kind, marker in [("copy", " again : "), ("copy_mixed", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
                          ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
-                         ("icl_hard", "\n\n"), ("icl_dense", "\n\n"), ("icl_pairs_compare", "\n\n"), ("icl_infer", " => ")]:
+                         ("icl_hard", "\n\n"), ("icl_dense", "\n\n"), ("icl_pairs_compare", "\n\n"),
+                         ("icl_pairs_props", "\n\n"), ("icl_infer", " => ")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):
@@ -218,14 +219,16 @@ def test_pair_episodes_name_each_entity_once_and_their_first_answer_word_follows
     assert {"comparison", "family"} <= kinds and splits == {"forward", "rephrasing", "reversal"}
 
 
-def test_pair_episodes_narrowed_to_comparisons_state_and_ask_only_comparisons(worlds):
+@pytest.mark.parametrize("kinds", [("comparison",), ("has",)])
+def test_pair_episodes_narrowed_to_one_kind_state_and_ask_only_that_kind(worlds, kinds):
     rng = random.Random(3)
     for world in worlds:
         by_id = {f.id: f for f in world.facts}
-        episodes = [pair_episode(world, rng, kinds=("comparison",)) for _ in range(5)]
+        episodes = [pair_episode(world, rng, kinds=kinds) for _ in range(5)]
         assert all(ep.questions for ep in episodes)
-        assert {by_id[i].kind for ep in episodes for i in ep.context} == {"comparison"}
-        assert {q["kind"] for ep in episodes for q in ep.questions} == {"comparison"}
+        stated = {by_id[i].kind if kinds == ("comparison",) else by_id[i].rel for ep in episodes for i in ep.context}
+        assert stated == set(kinds)
+        assert all(set(q["support"]) <= set(ep.context) for ep in episodes for q in ep.questions)
 
 
 def test_mixed_copy_exercises_repeat_lists_of_nonsense_and_template_words():

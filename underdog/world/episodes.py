@@ -13,7 +13,7 @@ whether it appears in context; ``icl_dense``: a context, then every question it 
 retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions;
 ``icl_near_focus``: the same around comparison and family questions; ``icl_pairs``: comparison, family and
 category facts each naming its entities only once, then their forward, rephrased and reversed questions;
-``icl_pairs_compare``: comparisons alone), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+``icl_pairs_compare``: comparisons alone; ``icl_pairs_props``: one property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."; ``copy_mixed``: lists that mix in the
 templates' English words, "more", "less", "parent", adjectives), ``judge`` (facts, then statements judged
@@ -271,9 +271,9 @@ def pair_episode(world: World, rng: random.Random, n_facts: tuple[int, int] = (4
     their forward, rephrased and reversed questions. Each answer's first word is decided by one sentence,
     copied ("more" for "more", forward) or flipped ("less", reversal): the step before the chains of mixed
     contexts, where a middle entity is both "more" and "less" and only the comparator together with the
-    entity's role (subject or object) decides it. ``kinds`` narrows the facts (``"isa"`` stands for categories),
-    e.g. to comparisons alone."""
-    facts = [f for f in world.facts if f.kind in kinds or (f.rel == "isa" and "isa" in kinds)]
+    entity's role (subject or object) decides it. ``kinds`` names the facts' kinds or relations ("isa": the
+    category facts, "has": the category properties), e.g. comparisons alone."""
+    facts = [f for f in world.facts if f.kind in kinds or f.rel in kinds]
     used: set[str] = set()
     picked, target = [], rng.randint(*n_facts)
     weight = {f.id: rng.random() * (1.0 if f.rel == "isa" else 0.3) for f in facts}  # categories are many
@@ -442,5 +442,8 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     # the same with comparisons alone: the densest signal for copying or flipping "more"/"less"
     "icl_pairs_compare": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("comparison",)).text,
                                             sep="\n\n\n", lo=150, hi=500),
+    # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
+    "icl_pairs_props": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("has",)).text,
+                                          sep="\n\n\n", lo=150, hi=500),
     "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "judge": _judge_text, "numbers": _numbers_text,
 }
