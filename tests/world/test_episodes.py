@@ -45,7 +45,7 @@ def test_texts_are_deterministic_and_mixed():
     for kind, marker in [("copy", " again : "), ("copy_mixed", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
                          ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
                          ("icl_hard", "\n\n"), ("icl_dense", "\n\n"), ("icl_pairs_compare", "\n\n"),
-                         ("icl_pairs_props", "\n\n"), ("icl_infer", " => ")]:
+                         ("icl_pairs_props", "\n\n"), ("recall", "\n\n"), ("icl_infer", " => ")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):
@@ -242,3 +242,13 @@ def test_mixed_copy_exercises_repeat_lists_of_nonsense_and_template_words():
         english += sum(w in COPY_ENGLISH for w in first.split())
         nonsense += sum(w not in COPY_ENGLISH for w in first.split())
     assert english > 0.25 * (english + nonsense) and nonsense > 0.45 * (english + nonsense)
+
+
+def test_recall_units_repeat_their_lines_shuffled_and_share_one_link():
+    for unit in pretraining_texts(6, 3, mix={"recall": 1.0})[0].split("\n\n\n"):
+        stated, asked = (block.split("\n") for block in unit.split("\n\n"))
+        assert sorted(stated) == sorted(asked) and len(stated) >= 3
+        names = [line.split()[0] for line in stated]
+        assert len(set(names)) == len(names)  # only the name tells which word follows the link
+        links = {" ".join(line.split()[1:-1]) for line in stated}
+        assert len(links) == 1

@@ -16,7 +16,8 @@ category facts each naming its entities only once, then their forward, rephrased
 ``icl_pairs_compare``: comparisons alone; ``icl_pairs_props``: one property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."; ``copy_mixed``: lists that mix in the
-templates' English words, "more", "less", "parent", adjectives), ``judge`` (facts, then statements judged
+templates' English words, "more", "less", "parent", adjectives; ``recall``: "Name link word." lines sharing one
+link, then the same lines shuffled, so only the name before the link tells the word after it), ``judge`` (facts, then statements judged
 Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
 Each text holds about 100-600 whitespace-separated words.
 """
@@ -398,6 +399,16 @@ def _copy_mixed_text(world: World, rng: random.Random) -> str:
     return _fill(rng, unit, sep="\n")
 
 
+def _recall_text(world: World, rng: random.Random) -> str:
+    def unit() -> str:
+        names = rng.sample(world.words, rng.randint(3, 9))
+        link = rng.choice(("are", "is", "has", "can", "are a kind of"))  # one link a unit: "are" alone names no line
+        lines = [f"{capitalize(n)} {link} {rng.choice(COPY_ENGLISH) if rng.random() < 0.5 else rng.choice(world.words)}."
+                 for n in names]
+        return "\n".join(lines) + "\n\n" + "\n".join(rng.sample(lines, len(lines)))
+    return _fill(rng, unit, sep="\n\n\n")
+
+
 def _judge_text(world: World, rng: random.Random) -> str:
     return _fill(rng, lambda: judge_episode(world, rng).text, sep="\n\n\n")
 
@@ -445,5 +456,5 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
     "icl_pairs_props": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("has",)).text,
                                           sep="\n\n\n", lo=150, hi=500),
-    "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "judge": _judge_text, "numbers": _numbers_text,
+    "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "recall": _recall_text, "judge": _judge_text, "numbers": _numbers_text,
 }
