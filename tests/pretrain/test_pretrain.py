@@ -98,3 +98,24 @@ def test_an_untied_stage_starts_from_the_tied_model_with_the_same_function(tmp_p
     back = PretrainRecipe(model=shape, init_from=str(tmp_path / "untied"))
     with pytest.raises(ValueError, match="untied embeddings: set model.tied: false"):
         _load_init(build_model(back, tokenizer), back, log=lambda _: None, separate=[])
+
+
+def test_separate_scale_sets_how_far_the_rows_are_redrawn_from_their_mean(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    from underdog.lm.load import resolve_model_path
+    from underdog.pretrain.recipe import _load_init, build_model, token_groups
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(resolve_model_path("builtin"))
+    shape = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "context": 64}
+    build_model(PretrainRecipe(model=shape), tokenizer).save_pretrained(tmp_path / "m")
+    spread = {}
+    for scale in (0.1, 3.0):
+        recipe = PretrainRecipe(model=shape, init_from=str(tmp_path / "m"), separate_tokens=[[" more", " less"]],
+                                separate_scale=scale)
+        model = build_model(recipe, tokenizer)
+        groups = token_groups(tokenizer, recipe.separate_tokens)
+        _load_init(model, recipe, log=lambda _: None, separate=groups)
+        rows = model.get_input_embeddings().weight[groups[0]]
+        spread[scale] = float((rows[0] - rows[1]).norm())
+    assert spread[3.0] > 10 * spread[0.1]

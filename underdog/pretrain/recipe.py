@@ -62,6 +62,7 @@ class PretrainRecipe(Strict):
     # groups of single tokens whose collapsed embeddings are re-drawn apart before an init_from stage trains
     # (pretrain.grow.separate_embeddings), e.g. [[" more", " less"]]
     separate_tokens: list[list[str]] = []
+    separate_scale: float = Field(0.5, gt=0)  # their new spread around the group mean, in embedding-matrix stds
 
     @model_validator(mode="after")
     def _separate_needs_init(self) -> PretrainRecipe:
@@ -128,7 +129,7 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
     else:
         log(f"continuing from {recipe.init_from}")
     if separate:
-        separate_embeddings(model, separate, seed=recipe.seed)
+        separate_embeddings(model, separate, scale=recipe.separate_scale, seed=recipe.seed)
         log(f"re-drew the embeddings of {recipe.separate_tokens} apart")
 
 
