@@ -72,6 +72,18 @@ def test_collapsed_embeddings_are_redrawn_apart_around_their_mean_and_the_rest_k
     assert torch.equal(again.get_input_embeddings().weight, after)  # seeded
 
 
+def test_an_untied_output_embedding_is_redrawn_with_the_same_noise_so_its_rows_stay_aligned():
+    tok = make_tokenizer()
+    model = build_model("llama", tok, seed=3, tie_word_embeddings=False)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.copy_(model.get_input_embeddings().weight)  # as an untied stage starts
+    [[a, b]] = token_groups(tok, [[" green", " tree"]])
+    separate_embeddings(model, [[a, b]], scale=1.0, seed=2)
+    inp, out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert inp is not out and torch.allclose(inp[[a, b]], out[[a, b]])
+    assert torch.nn.functional.cosine_similarity(inp[a], inp[b], dim=0) < 0.9
+
+
 def test_token_groups_name_strings_that_are_not_one_token():
     tok = make_tokenizer()
     with pytest.raises(ValueError, match="single tokens"):

@@ -77,18 +77,20 @@ def widen_factor(small: dict, large: dict) -> int:
 
 def separate_embeddings(model, groups: list[list[int]], scale: float = 0.5, seed: int = 0) -> None:
     """Re-draw the embedding rows of each group of token ids as their mean plus Gaussian noise of ``scale``
-    times the embedding matrix's std, seeded; an untied output embedding is re-drawn the same way."""
+    times the embedding matrix's std, seeded. An untied output embedding gets the same noise (in its own std),
+    so a token's input and output rows stay aligned as tied ones are: a circuit that copies a token from the
+    context to the output (trained on every other token) then carries the new difference too."""
     g = torch.Generator().manual_seed(seed)
     matrices = [model.get_input_embeddings().weight]
     output = model.get_output_embeddings()
     if output is not None and output.weight is not matrices[0]:
         matrices.append(output.weight)
     with torch.no_grad():
-        for weight in matrices:
-            std = weight.std()
-            for ids in groups:
-                mean = weight[ids].mean(0)
-                weight[ids] = mean + torch.randn((len(ids), weight.shape[1]), generator=g) * std * scale
+        stds = [weight.std() for weight in matrices]
+        for ids in groups:
+            noise = torch.randn((len(ids), matrices[0].shape[1]), generator=g)
+            for weight, std in zip(matrices, stds):
+                weight[ids] = weight[ids].mean(0) + noise * std * scale
 
 
 def collapsed_tokens(model, tokenizer, texts: list[str], min_count: int = 30,
