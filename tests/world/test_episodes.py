@@ -45,7 +45,7 @@ def test_texts_are_deterministic_and_mixed():
     for kind, marker in [("copy", " again : "), ("copy_mixed", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
                          ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
                          ("icl_hard", "\n\n"), ("icl_dense", "\n\n"), ("icl_pairs_compare", "\n\n"),
-                         ("icl_pairs_props", "\n\n"), ("recall", "\n\n"), ("icl_infer", " => ")]:
+                         ("icl_pairs_props", "\n\n"), ("icl_pairs_flip", "\n\n"), ("recall", "\n\n"), ("icl_infer", " => ")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):
@@ -229,6 +229,8 @@ def test_pair_episodes_narrowed_to_one_kind_state_and_ask_only_that_kind(worlds,
         stated = {by_id[i].kind if kinds == ("comparison",) else by_id[i].rel for ep in episodes for i in ep.context}
         assert stated == set(kinds)
         assert all(set(q["support"]) <= set(ep.context) for ep in episodes for q in ep.questions)
+    flips = [pair_episode(world, rng, kinds=("comparison",), splits=("reversal",)) for world in worlds]
+    assert {q["split"] for ep in flips for q in ep.questions} == {"reversal"}
 
 
 def test_mixed_copy_exercises_repeat_lists_of_nonsense_and_template_words():

@@ -13,7 +13,7 @@ whether it appears in context; ``icl_dense``: a context, then every question it 
 retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions;
 ``icl_near_focus``: the same around comparison and family questions; ``icl_pairs``: comparison, family and
 category facts each naming its entities only once, then their forward, rephrased and reversed questions;
-``icl_pairs_compare``: comparisons alone; ``icl_pairs_props``: one property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+``icl_pairs_compare``: comparisons alone; ``icl_pairs_flip``: their reversals alone; ``icl_pairs_props``: one property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."; ``copy_mixed``: lists that mix in the
 templates' English words, "more", "less", "parent", adjectives; ``recall``: "Name link word." lines sharing one
@@ -267,13 +267,15 @@ def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32),
 
 def pair_episode(world: World, rng: random.Random, n_facts: tuple[int, int] = (4, 14),
                  n_questions: tuple[int, int] = (6, 16),
-                 kinds: tuple[str, ...] = ("comparison", "family", "isa")) -> Episode:
+                 kinds: tuple[str, ...] = ("comparison", "family", "isa"),
+                 splits: tuple[str, ...] = ("forward", "rephrasing", "reversal")) -> Episode:
     """Comparison, family and category facts in which every entity is named once, one sentence a line, then
     their forward, rephrased and reversed questions. Each answer's first word is decided by one sentence,
     copied ("more" for "more", forward) or flipped ("less", reversal): the step before the chains of mixed
     contexts, where a middle entity is both "more" and "less" and only the comparator together with the
     entity's role (subject or object) decides it. ``kinds`` names the facts' kinds or relations ("isa": the
-    category facts, "has": the category properties), e.g. comparisons alone."""
+    category facts, "has": the category properties), e.g. comparisons alone; ``splits`` narrows the questions,
+    e.g. to reversals (the comparator is flipped, never copied)."""
     facts = [f for f in world.facts if f.kind in kinds or f.rel in kinds]
     used: set[str] = set()
     picked, target = [], rng.randint(*n_facts)
@@ -288,7 +290,6 @@ def pair_episode(world: World, rng: random.Random, n_facts: tuple[int, int] = (4
     if not picked:
         return Episode("", [], [])
     stated = {f.id for f in picked}
-    splits = ("forward", "rephrasing", "reversal")
     qs = [q for q in world.questions if q["split"] in splits and set(q["support"]) <= stated]
     qs = rng.sample(qs, min(len(qs), rng.randint(*n_questions)))
     leadin = [rng.randrange(len(LEADINS)) if rng.random() < 0.3 else 0 for _ in picked]
@@ -454,6 +455,9 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_pairs_compare": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("comparison",)).text,
                                             sep="\n\n\n", lo=150, hi=500),
     # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
+    # comparisons again, asking only reversals: the comparator is flipped, never copied
+    "icl_pairs_flip": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("comparison",), splits=("reversal",)).text,
+                                         sep="\n\n\n", lo=150, hi=500),
     "icl_pairs_props": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("has",)).text,
                                           sep="\n\n\n", lo=150, hi=500),
     "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "recall": _recall_text, "judge": _judge_text, "numbers": _numbers_text,
