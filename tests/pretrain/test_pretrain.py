@@ -73,15 +73,23 @@ def test_separate_tokens_needs_a_model_to_continue():
     assert PretrainRecipe(separate_tokens=[[" more", " less"]], init_from="builtin").separate_tokens
 
 
-def test_an_untied_stage_starts_from_the_tied_model_with_the_same_function(tmp_path):
-    import torch
+TINY_SHAPE = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "context": 64}
+
+
+def _builtin_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     from underdog.lm.load import resolve_model_path
+
+    return PreTrainedTokenizerFast.from_pretrained(resolve_model_path("builtin"))
+
+
+def test_an_untied_stage_starts_from_the_tied_model_with_the_same_function(tmp_path):
+    import torch
+
     from underdog.pretrain.recipe import _load_init, build_model
 
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(resolve_model_path("builtin"))
-    shape = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "context": 64}
+    tokenizer, shape = _builtin_tokenizer(), TINY_SHAPE
     tied = build_model(PretrainRecipe(model=shape), tokenizer)
     tied.save_pretrained(tmp_path / "tied")
     recipe = PretrainRecipe(model={**shape, "tied": False}, init_from=str(tmp_path / "tied"), seed=1)
@@ -101,13 +109,9 @@ def test_an_untied_stage_starts_from_the_tied_model_with_the_same_function(tmp_p
 
 
 def test_separate_scale_sets_how_far_the_rows_are_redrawn_from_their_mean(tmp_path):
-    from transformers import PreTrainedTokenizerFast
-
-    from underdog.lm.load import resolve_model_path
     from underdog.pretrain.recipe import _load_init, build_model, token_groups
 
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(resolve_model_path("builtin"))
-    shape = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "context": 64}
+    tokenizer, shape = _builtin_tokenizer(), TINY_SHAPE
     build_model(PretrainRecipe(model=shape), tokenizer).save_pretrained(tmp_path / "m")
     spread = {}
     for scale in (0.1, 3.0):

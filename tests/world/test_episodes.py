@@ -42,10 +42,11 @@ def test_texts_are_deterministic_and_mixed():
     assert len(a) == 45 and all(isinstance(t, str) and t for t in a)
     lengths = [len(t.split()) for t in a]
     assert max(lengths) <= 600 and sum(n >= 100 for n in lengths) > 0.8 * len(a)
-    for kind, marker in [("copy", " again : "), ("copy_mixed", " again : "), ("rewrite", " => "), ("numbers", " = "), ("icl_qa", "Answer: "),
-                         ("judge", "? "), ("icl", "\n\n"), ("document", ". "), ("icl_docs", "\n\n"),
-                         ("icl_hard", "\n\n"), ("icl_dense", "\n\n"), ("icl_pairs_compare", "\n\n"),
-                         ("icl_pairs_props", "\n\n"), ("icl_pairs_flip", "\n\n"), ("recall", "\n\n"), ("icl_infer", " => ")]:
+    for kind, marker in [("copy", " again : "), ("copy_mixed", " again : "), ("rewrite", " => "), ("numbers", " = "),
+                         ("icl_qa", "Answer: "), ("judge", "? "), ("icl", "\n\n"), ("document", ". "),
+                         ("icl_docs", "\n\n"), ("icl_hard", "\n\n"), ("icl_dense", "\n\n"),
+                         ("icl_pairs_compare", "\n\n"), ("icl_pairs_props", "\n\n"), ("icl_pairs_flip", "\n\n"),
+                         ("recall", "\n\n"), ("icl_infer", " => ")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):

@@ -13,12 +13,13 @@ whether it appears in context; ``icl_dense``: a context, then every question it 
 retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions;
 ``icl_near_focus``: the same around comparison and family questions; ``icl_pairs``: comparison, family and
 category facts each naming its entities only once, then their forward, rephrased and reversed questions;
-``icl_pairs_compare``: comparisons alone; ``icl_pairs_flip``: their reversals alone; ``icl_pairs_props``: one property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
+``icl_pairs_compare``: comparisons alone; ``icl_pairs_flip``: their reversals alone; ``icl_pairs_props``: one
+property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."; ``copy_mixed``: lists that mix in the
 templates' English words, "more", "less", "parent", adjectives; ``recall``: "Name link word." lines sharing one
-link, then the same lines shuffled, so only the name before the link tells the word after it), ``judge`` (facts, then statements judged
-Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
+link, then the same lines shuffled, so only the name before the link tells the word after it), ``judge``
+(facts, then statements judged Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
 Each text holds about 100-600 whitespace-separated words.
 """
 
@@ -379,11 +380,15 @@ def _rewrite_text(world: World, rng: random.Random) -> str:
     return _fill(rng, lambda: rewrite_line(world, order.pop()) if order else "", sep="\n")
 
 
-def _copy_text(world: World, rng: random.Random) -> str:
+def _copy_lists(rng: random.Random, word: Callable[[], str]) -> str:
     def unit() -> str:
-        words = " ".join(rng.choice(world.words) for _ in range(rng.randint(3, 12)))
+        words = " ".join(word() for _ in range(rng.randint(3, 12)))
         return f"list : {words} . again : {words} ."
     return _fill(rng, unit, sep="\n")
+
+
+def _copy_text(world: World, rng: random.Random) -> str:
+    return _copy_lists(rng, lambda: rng.choice(world.words))
 
 
 COPY_ENGLISH: tuple[str, ...] = (
@@ -392,20 +397,19 @@ COPY_ENGLISH: tuple[str, ...] = (
 """The template words a copy exercise mixes in: a copy circuit trained on nonsense words alone skips them."""
 
 
+def _english_or_nonsense(world: World, rng: random.Random, p_english: float) -> str:
+    return rng.choice(COPY_ENGLISH) if rng.random() < p_english else rng.choice(world.words)
+
+
 def _copy_mixed_text(world: World, rng: random.Random) -> str:
-    def unit() -> str:
-        words = " ".join(rng.choice(COPY_ENGLISH) if rng.random() < 0.4 else rng.choice(world.words)
-                         for _ in range(rng.randint(3, 12)))
-        return f"list : {words} . again : {words} ."
-    return _fill(rng, unit, sep="\n")
+    return _copy_lists(rng, lambda: _english_or_nonsense(world, rng, 0.4))
 
 
 def _recall_text(world: World, rng: random.Random) -> str:
     def unit() -> str:
         names = rng.sample(world.words, rng.randint(3, 9))
         link = rng.choice(("are", "is", "has", "can", "are a kind of"))  # one link a unit: "are" alone names no line
-        lines = [f"{capitalize(n)} {link} {rng.choice(COPY_ENGLISH) if rng.random() < 0.5 else rng.choice(world.words)}."
-                 for n in names]
+        lines = [f"{capitalize(n)} {link} {_english_or_nonsense(world, rng, 0.5)}." for n in names]
         return "\n".join(lines) + "\n\n" + "\n".join(rng.sample(lines, len(lines)))
     return _fill(rng, unit, sep="\n\n\n")
 
@@ -433,6 +437,11 @@ def _numbers_text(world: World, rng: random.Random) -> str:
     return _fill(rng, unit, sep="\n", lo=60, hi=200)
 
 
+def _pairs_text(**narrow) -> Callable[[World, random.Random], str]:
+    """Texts of ``pair_episode``s, narrowed by its ``kinds`` / ``splits`` arguments."""
+    return lambda w, r: _fill(r, lambda: pair_episode(w, r, **narrow).text, sep="\n\n\n", lo=150, hi=500)
+
+
 GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "document": _document_text, "icl": _icl_text, "icl_qa": lambda w, r: _icl_text(w, r, "qa"),
     "icl_facts": lambda w, r: _icl_text(w, r, "cloze", p_documents=0.0),  # short contexts: dense ICL signal
@@ -450,15 +459,13 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_near_focus": lambda w, r: _fill(r, lambda: near_episode(w, r, focus=("comparison", "family")).text,
                                          sep="\n\n\n", lo=150, hi=500),
     # isolated facts (each entity named once): the answer's first word is copied or flipped from one sentence
-    "icl_pairs": lambda w, r: _fill(r, lambda: pair_episode(w, r).text, sep="\n\n\n", lo=150, hi=500),
+    "icl_pairs": _pairs_text(),
     # the same with comparisons alone: the densest signal for copying or flipping "more"/"less"
-    "icl_pairs_compare": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("comparison",)).text,
-                                            sep="\n\n\n", lo=150, hi=500),
-    # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
+    "icl_pairs_compare": _pairs_text(kinds=("comparison",)),
     # comparisons again, asking only reversals: the comparator is flipped, never copied
-    "icl_pairs_flip": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("comparison",), splits=("reversal",)).text,
-                                         sep="\n\n\n", lo=150, hi=500),
-    "icl_pairs_props": lambda w, r: _fill(r, lambda: pair_episode(w, r, kinds=("has",)).text,
-                                          sep="\n\n\n", lo=150, hi=500),
-    "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "recall": _recall_text, "judge": _judge_text, "numbers": _numbers_text,
+    "icl_pairs_flip": _pairs_text(kinds=("comparison",), splits=("reversal",)),
+    # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
+    "icl_pairs_props": _pairs_text(kinds=("has",)),
+    "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "recall": _recall_text,
+    "judge": _judge_text, "numbers": _numbers_text,
 }
