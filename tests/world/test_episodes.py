@@ -198,6 +198,16 @@ def test_focused_near_episodes_are_built_around_and_answer_their_kinds_first(wor
     assert sum(focused) / len(focused) > sum(unfocused) / len(unfocused) + 0.2
 
 
+def test_near_episodes_narrowed_to_reversals_answer_only_reversals_of_their_stated_facts(worlds):
+    rng = random.Random(8)
+    episodes = [near_episode(world, rng, splits=("reversal",)) for world in worlds for _ in range(6)]
+    asked = [q for ep in episodes for q in ep.questions]
+    assert len(asked) >= 20
+    assert {q["split"] for q in asked} == {"reversal"}
+    assert {q["kind"] for q in asked} >= {"comparison", "family"}
+    assert all(set(q["support"]) <= set(ep.context) for ep in episodes for q in ep.questions)
+
+
 def test_pair_episodes_name_each_entity_once_and_their_first_answer_word_follows_one_sentence(worlds):
     rng = random.Random(7)
     kinds, splits = set(), set()

@@ -230,14 +230,17 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
 
 def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32), n_seeds: tuple[int, int] = (1, 3),
                  n_questions: tuple[int, int] = (6, 14), max_sentences: int = 40,
-                 focus: tuple[str, ...] = ()) -> Episode:
+                 focus: tuple[str, ...] = (), splits: tuple[str, ...] = ()) -> Episode:
     """A context shaped like underdog's retrieved ICL prompts (``methods.icl``): the lexical neighbourhoods
     (``world.retrieve``) of 1-3 questions, one sentence a line, usually nearest first; then the questions and
     others the context answers. A neighbourhood holds the premises among the facts sharing their words, the
     hardest distractors a world has, so every answer line trains binding the right ones. ``focus``: question
-    kinds (e.g. ``comparison``, ``family``) the seeds are drawn from and whose questions are answered first."""
+    kinds (e.g. ``comparison``, ``family``) the seeds are drawn from and whose questions are answered first.
+    ``splits`` narrows seeds and answered questions to those splits (e.g. reversals: the context is a reversal
+    question's neighbourhood, as in the evaluation, and every answer names the other side of a stated fact)."""
     index, fact_ids = world.sentence_index
-    pool = [q for q in world.questions if q["kind"] in focus] or world.questions
+    questions = [q for q in world.questions if q["split"] in splits] if splits else world.questions
+    pool = [q for q in questions if q["kind"] in focus] or questions
     seeds = rng.sample(pool, min(len(pool), rng.randint(*n_seeds)))
     picked: list[int] = []
     for q in seeds:
@@ -252,7 +255,7 @@ def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32),
     stated = {fact_ids[i] for i in picked}
     answerable = [q for q in seeds if set(q["support"]) <= stated]
     seed_ids = {q["id"] for q in answerable}
-    others = [q for q in rng.sample(world.questions, len(world.questions))
+    others = [q for q in rng.sample(questions, len(questions))
               if set(q["support"]) <= stated and q["id"] not in seed_ids]
     answerable += sorted(others, key=lambda q: q["kind"] not in focus)  # stable: focus kinds first, else random
     seen, qs, n = set(), [], rng.randint(*n_questions)
@@ -458,6 +461,10 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     # the same around the kinds a small model reads worst: comparisons (which direction?) and families (whose child?)
     "icl_near_focus": lambda w, r: _fill(r, lambda: near_episode(w, r, focus=("comparison", "family")).text,
                                          sep="\n\n\n", lo=150, hi=500),
+    # retrieved contexts of reversal questions, answering reversals alone: which stated fact names the entity
+    # second, and who stands first in it (the split a small model reads worst among distractor sentences)
+    "icl_near_reversal": lambda w, r: _fill(r, lambda: near_episode(w, r, splits=("reversal",)).text,
+                                            sep="\n\n\n", lo=150, hi=500),
     # isolated facts (each entity named once): the answer's first word is copied or flipped from one sentence
     "icl_pairs": _pairs_text(),
     # the same with comparisons alone: the densest signal for copying or flipping "more"/"less"
