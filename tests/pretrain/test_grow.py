@@ -5,6 +5,7 @@ from transformers import LlamaForCausalLM
 from tests.tiny_models import build_model, make_tokenizer
 from underdog.pretrain.grow import (
     collapsed_tokens,
+    deepen_state_dict,
     perturb,
     separate_embeddings,
     widen_factor,
@@ -37,6 +38,24 @@ def test_widened_model_computes_the_same_logits(tied):
     with torch.no_grad():
         moved = large(ids).logits
     assert 0 < (moved - expected).abs().max() < 0.5  # copies now differ, the function barely moves
+
+
+def test_deepened_model_computes_the_same_logits_and_its_new_layers_can_learn():
+    tok = make_tokenizer()
+    small = build_model("llama", tok, seed=4, num_hidden_layers=2)
+    deep = LlamaForCausalLM(type(small.config)(**{**small.config.to_dict(), "num_hidden_layers": 3})).eval()
+    deep.load_state_dict(deepen_state_dict(small.state_dict(), 3))
+    layers = deep.model.layers
+    assert torch.equal(layers[1].self_attn.q_proj.weight, layers[0].self_attn.q_proj.weight)  # 0, 0', 1
+    assert not layers[1].mlp.down_proj.weight.any() and layers[2].mlp.down_proj.weight.any()
+    ids = torch.randint(3, len(tok), (2, 17))
+    with torch.no_grad():
+        expected = small(ids).logits
+    torch.testing.assert_close(deep(ids).logits, expected, atol=1e-5, rtol=1e-5)
+    deep(ids, labels=ids).loss.backward()
+    assert layers[1].self_attn.o_proj.weight.grad.abs().sum() > 0  # the silent layer gets a gradient
+    with pytest.raises(ValueError, match="only deepen"):
+        deepen_state_dict(small.state_dict(), 1)
 
 
 def test_widen_factor_refuses_shapes_it_cannot_grow():

@@ -10,6 +10,11 @@ equal the small model's (tested), and ``perturb`` adds a little noise so that tr
 differ. This is how ``builtin-large`` starts from ``builtin`` when compute is too short to train it from
 scratch (``init_from`` a smaller model in a pretraining recipe).
 
+``deepen_state_dict(state, n_layers)`` grows depth instead: each new layer is a copy of the old layer it
+follows, with its attention output and MLP down projections zeroed, so it adds nothing to the residual stream
+and the deeper model's logits equal the old ones (tested); training then moves the zeroed projections first
+(their inputs are the copied layer's, already useful), as a LoRA B matrix starting at zero does.
+
 ``separate_embeddings`` undoes a collapse instead of a shape change: tokens that early training never needed
 apart end up with one embedding (the stage-7 ``builtin`` had cosine 0.995 between " more" and " less", and
 0.99 between digits), and with tied embeddings such tokens can then be neither told apart in the input nor
@@ -60,8 +65,7 @@ def perturb(model: torch.nn.Module, scale: float = 1e-3, seed: int = 0) -> None:
 def widen_factor(small: dict, large: dict) -> int:
     """The integer factor from config ``small`` to ``large`` (hidden, heads and MLP all scaled by it)."""
     factor = large["hidden_size"] // small["hidden_size"]
-    same = (small["num_hidden_layers"] == large["num_hidden_layers"]
-            and small["vocab_size"] == large["vocab_size"]
+    same = (small["vocab_size"] == large["vocab_size"]
             and small["hidden_size"] * factor == large["hidden_size"]
             and small["num_attention_heads"] * factor == large["num_attention_heads"]
             and small.get("num_key_value_heads", small["num_attention_heads"]) * factor
@@ -71,8 +75,29 @@ def widen_factor(small: dict, large: dict) -> int:
             == large["hidden_size"] // large["num_attention_heads"])
     if factor < 1 or not same:
         raise ValueError("can only widen a model by one integer factor over hidden, heads and MLP size "
-                         "(same layers, vocabulary and head size)")
+                         "(same vocabulary and head size)")
     return factor
+
+
+def deepen_state_dict(state: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.Tensor]:
+    """Weights of a Llama with ``n_layers`` layers computing the same function as ``state``'s: new layer ``k``
+    takes old layer ``k * old // n_layers``; each old layer's first copy is itself, later copies are zeroed in
+    ``o_proj`` and ``down_proj`` (so 4 -> 6 layers gives 0, 0', 1, 2, 2', 3)."""
+    prefix = "model.layers."
+    old = 1 + max(int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix))
+    if n_layers < old:
+        raise ValueError(f"can only deepen: {old} layers -> {n_layers}")
+    out = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    seen: set[int] = set()
+    for k in range(n_layers):
+        src = k * old // n_layers
+        for name, w in state.items():
+            if name.startswith(f"{prefix}{src}."):
+                rest = name[len(f"{prefix}{src}."):]
+                silent = src in seen and rest in ("self_attn.o_proj.weight", "mlp.down_proj.weight")
+                out[f"{prefix}{k}.{rest}"] = torch.zeros_like(w) if silent else w.clone()
+        seen.add(src)
+    return out
 
 
 def separate_embeddings(model, groups: list[list[int]], scale: float = 0.5, seed: int = 0) -> None:

@@ -108,13 +108,23 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
     are re-drawn apart (``pretrain.grow``)."""
     from safetensors.torch import load_file
 
-    from underdog.pretrain.grow import perturb, separate_embeddings, widen_factor, widen_state_dict
+    from underdog.pretrain.grow import (
+        deepen_state_dict,
+        perturb,
+        separate_embeddings,
+        widen_factor,
+        widen_state_dict,
+    )
 
     source = Path(recipe.init_from)
     state = load_file(source / "model.safetensors")
-    factor = widen_factor(json.loads((source / "config.json").read_text()), model.config.to_dict())
+    source_config, config = json.loads((source / "config.json").read_text()), model.config.to_dict()
+    factor = widen_factor(source_config, config)
     if factor > 1:
         state = widen_state_dict(state, factor)
+    deeper = config["num_hidden_layers"] != source_config["num_hidden_layers"]
+    if deeper:
+        state = deepen_state_dict(state, config["num_hidden_layers"])
     untied_source = "lm_head.weight" in state
     if untied_source and recipe.model.tied:
         raise ValueError(f"init_from {recipe.init_from} has untied embeddings: set model.tied: false")
@@ -123,9 +133,12 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise ValueError(f"init_from {recipe.init_from}: weights do not match the recipe's model shape")
-    if factor > 1:
+    if factor > 1 or deeper:
         perturb(model, seed=recipe.seed)
-        log(f"grown {factor}x wider from {recipe.init_from} (same function, then a little noise)")
+        grown = " and ".join(([f"{factor}x wider"] if factor > 1 else [])
+                             + ([f"{source_config['num_hidden_layers']} -> {config['num_hidden_layers']} layers"]
+                                if deeper else []))
+        log(f"grown {grown} from {recipe.init_from} (same function, then a little noise)")
     else:
         log(f"continuing from {recipe.init_from}")
     if separate:
