@@ -5,9 +5,9 @@ into weights for hidden ``factor*h``, ``factor*n`` heads of the same head size a
 residual stream becomes ``factor`` copies of the old one, every head and MLP unit is copied ``factor`` times,
 and every linear map is tiled ``factor x factor`` and divided by ``factor``, so each copy receives exactly the
 old input. RMSNorm of a tiled vector equals the tiled RMSNorm, so the norms are tiled too; the final norm is
-divided by ``factor`` because the output embedding (tied or untied, tiled alike) sums the ``factor`` copies. The grown model's logits
-equal the small model's (tested), and ``perturb`` adds a little noise so that training can make the copies
-differ. This is how ``builtin-large`` starts from ``builtin`` when compute is too short to train it from
+divided by ``factor`` because the output embedding (tied or untied, tiled alike) sums the ``factor`` copies.
+The grown model's logits equal the small model's (tested), and ``perturb`` adds a little noise so that
+training can make the copies differ. This is how ``builtin-large`` starts from ``builtin`` when compute is too short to train it from
 scratch (``init_from`` a smaller model in a pretraining recipe).
 
 ``deepen_state_dict(state, n_layers)`` grows depth instead: each new layer is a copy of the old layer it

@@ -135,10 +135,10 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
         raise ValueError(f"init_from {recipe.init_from}: weights do not match the recipe's model shape")
     if factor > 1 or deeper:
         perturb(model, seed=recipe.seed)
-        grown = " and ".join(([f"{factor}x wider"] if factor > 1 else [])
-                             + ([f"{source_config['num_hidden_layers']} -> {config['num_hidden_layers']} layers"]
-                                if deeper else []))
-        log(f"grown {grown} from {recipe.init_from} (same function, then a little noise)")
+        grown = [f"{factor}x wider"] if factor > 1 else []
+        if deeper:
+            grown.append(f"{source_config['num_hidden_layers']} -> {config['num_hidden_layers']} layers")
+        log(f"grown {' and '.join(grown)} from {recipe.init_from} (same function, then a little noise)")
     else:
         log(f"continuing from {recipe.init_from}")
     if separate:
