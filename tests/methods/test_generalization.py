@@ -193,3 +193,4 @@ def test_accuracy_by_kind_splits_each_score_by_the_kind_of_fact_and_adds_back_up
     split_acc = sum(m["value"] * m["n"] for k, m in metrics.items() if k.startswith("forward:")) / 6
     assert split_acc == sum(a["correct"] for a in answers[:6]) / 6
     assert table.index("forward:comparison") < table.index("reversal:comparison")  # splits in study order
+    assert "| forward:family (3) |" in table and "| reversal:comparison (1) |" in table

@@ -316,7 +316,9 @@ def accuracy_by_kind(outputs: dict, questions: list[dict]) -> tuple[dict, str]:
     order = {s: i for i, s in enumerate(SPLIT_ORDER)}
     rows = sorted({key.rsplit("/", 1)[0] for key in metrics},
                   key=lambda r: (order.get(r.split(":")[0], len(order)), r))
-    return metrics, grid_table(metrics, rows, list(outputs), row_label="split:kind")
+    n = {r: max(m["n"] for key, m in metrics.items() if key.rsplit("/", 1)[0] == r) for r in rows}
+    return metrics, grid_table(metrics, rows, list(outputs), row_label="split:kind (questions)",
+                               shown_as={r: f"{r} ({n[r]})" for r in rows})
 
 
 def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, lm, summaries: dict,

@@ -7,7 +7,7 @@ rebuild ``report.md`` and the plots at any time without recomputing anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def fmt(entry: dict | None) -> str:
@@ -19,11 +19,13 @@ def fmt(entry: dict | None) -> str:
     return f"{entry['value']:.3f}"
 
 
-def grid_table(metrics: dict, rows: Sequence[str], cols: Sequence[str], row_label: str = "method") -> str:
-    """Markdown table of ``metrics["<row>/<col>"]`` (value and 95% CI)."""
+def grid_table(metrics: dict, rows: Sequence[str], cols: Sequence[str], row_label: str = "method",
+               shown_as: Mapping[str, str] | None = None) -> str:
+    """Markdown table of ``metrics["<row>/<col>"]`` (value and 95% CI); ``shown_as`` renames rows on display."""
+    shown_as = shown_as or {}
     lines = [f"| {row_label} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
-        lines.append(f"| {r} | " + " | ".join(fmt(metrics.get(f"{r}/{c}")) for c in cols) + " |")
+        lines.append(f"| {shown_as.get(r, r)} | " + " | ".join(fmt(metrics.get(f"{r}/{c}")) for c in cols) + " |")
     return "\n".join(lines)
 
 
