@@ -289,7 +289,7 @@ def model_card(recipe: PretrainRecipe, s: dict) -> str:
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
 
 A small Llama pretrained by `underdog pretrain` (from scratch, then in the stages below, where a stage may grow
-it wider) on synthetic nonsense-word worlds (pretraining word pool only; evaluation worlds use a disjoint
+it wider or deeper) on synthetic nonsense-word worlds (pretraining word pool only; evaluation worlds use a disjoint
 pool), to read facts in its context and reason over them. It knows no real-world facts and no natural language beyond the world templates.
 
 - Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
