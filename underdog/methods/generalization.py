@@ -308,15 +308,15 @@ def accuracy_by_kind(outputs: dict, questions: list[dict]) -> tuple[dict, str]:
 
     kind_of = {q["id"]: q.get("kind", "unknown") for q in questions}
     metrics: dict = {}
+    n: dict[str, int] = {}  # questions in each split:kind cell, the most any method answered
     for method, out in outputs.items():
         cells: dict[str, list[bool]] = {}
         for a in out["answers"]:
             cells.setdefault(f"{a['split']}:{kind_of.get(a['id'], 'unknown')}", []).append(a["correct"])
         metrics.update({f"{cell}/{method}": {**mean_with_ci(c), "n": len(c)} for cell, c in cells.items()})
+        n.update({cell: max(n.get(cell, 0), len(c)) for cell, c in cells.items()})
     order = {s: i for i, s in enumerate(SPLIT_ORDER)}
-    rows = sorted({key.rsplit("/", 1)[0] for key in metrics},
-                  key=lambda r: (order.get(r.split(":")[0], len(order)), r))
-    n = {r: max(m["n"] for key, m in metrics.items() if key.rsplit("/", 1)[0] == r) for r in rows}
+    rows = sorted(n, key=lambda r: (order.get(r.split(":")[0], len(order)), r))
     return metrics, grid_table(metrics, rows, list(outputs), row_label="split:kind (questions)",
                                shown_as={r: f"{r} ({n[r]})" for r in rows})
 

@@ -7,8 +7,8 @@ and every linear map is tiled ``factor x factor`` and divided by ``factor``, so 
 old input. RMSNorm of a tiled vector equals the tiled RMSNorm, so the norms are tiled too; the final norm is
 divided by ``factor`` because the output embedding (tied or untied, tiled alike) sums the ``factor`` copies.
 The grown model's logits equal the small model's (tested), and ``perturb`` adds a little noise so that
-training can make the copies differ. This is how ``builtin-large`` starts from ``builtin`` when compute is too short to train it from
-scratch (``init_from`` a smaller model in a pretraining recipe).
+training can make the copies differ. This is how ``builtin-large`` starts from ``builtin`` when compute is too
+short to train it from scratch (``init_from`` a smaller model in a pretraining recipe).
 
 ``deepen_state_dict(state, n_layers)`` grows depth instead: each new layer is a copy of the old layer it
 follows, with its attention output and MLP down projections zeroed, so it adds nothing to the residual stream

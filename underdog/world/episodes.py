@@ -440,9 +440,10 @@ def _numbers_text(world: World, rng: random.Random) -> str:
     return _fill(rng, unit, sep="\n", lo=60, hi=200)
 
 
-def _pairs_text(**narrow) -> Callable[[World, random.Random], str]:
-    """Texts of ``pair_episode``s, narrowed by its ``kinds`` / ``splits`` arguments."""
-    return lambda w, r: _fill(r, lambda: pair_episode(w, r, **narrow).text, sep="\n\n\n", lo=150, hi=500)
+def _episodes_text(episode: Callable[..., Episode], **narrow) -> Callable[[World, random.Random], str]:
+    """Texts of several ``episode``s (``near_episode``, ``pair_episode``) called with ``narrow`` (their
+    ``focus`` / ``kinds`` / ``splits`` arguments), three blank lines apart."""
+    return lambda w, r: _fill(r, lambda: episode(w, r, **narrow).text, sep="\n\n\n", lo=150, hi=500)
 
 
 GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
@@ -457,22 +458,20 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     # the same contexts, then inferences and reversals of their facts (global augmentation's task)
     "icl_infer": lambda w, r: dense_episode(w, r, n_questions=(4, 10), rewrite=True).text,
     # retrieved contexts (question neighbourhoods, one sentence a line), as ``underdog generalization`` builds
-    "icl_near": lambda w, r: _fill(r, lambda: near_episode(w, r).text, sep="\n\n\n", lo=150, hi=500),
+    "icl_near": _episodes_text(near_episode),
     # the same around the kinds a small model reads worst: comparisons (which direction?) and families (whose child?)
-    "icl_near_focus": lambda w, r: _fill(r, lambda: near_episode(w, r, focus=("comparison", "family")).text,
-                                         sep="\n\n\n", lo=150, hi=500),
+    "icl_near_focus": _episodes_text(near_episode, focus=("comparison", "family")),
     # retrieved contexts of reversal questions, answering reversals alone: which stated fact names the entity
     # second, and who stands first in it (the split a small model reads worst among distractor sentences)
-    "icl_near_reversal": lambda w, r: _fill(r, lambda: near_episode(w, r, splits=("reversal",)).text,
-                                            sep="\n\n\n", lo=150, hi=500),
+    "icl_near_reversal": _episodes_text(near_episode, splits=("reversal",)),
     # isolated facts (each entity named once): the answer's first word is copied or flipped from one sentence
-    "icl_pairs": _pairs_text(),
+    "icl_pairs": _episodes_text(pair_episode),
     # the same with comparisons alone: the densest signal for copying or flipping "more"/"less"
-    "icl_pairs_compare": _pairs_text(kinds=("comparison",)),
+    "icl_pairs_compare": _episodes_text(pair_episode, kinds=("comparison",)),
     # comparisons again, asking only reversals: the comparator is flipped, never copied
-    "icl_pairs_flip": _pairs_text(kinds=("comparison",), splits=("reversal",)),
+    "icl_pairs_flip": _episodes_text(pair_episode, kinds=("comparison",), splits=("reversal",)),
     # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
-    "icl_pairs_props": _pairs_text(kinds=("has",)),
+    "icl_pairs_props": _episodes_text(pair_episode, kinds=("has",)),
     "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "recall": _recall_text,
     "judge": _judge_text, "numbers": _numbers_text,
 }
