@@ -46,7 +46,8 @@ def test_texts_are_deterministic_and_mixed():
                          ("icl_qa", "Answer: "), ("judge", "? "), ("icl", "\n\n"), ("document", ". "),
                          ("icl_docs", "\n\n"), ("icl_hard", "\n\n"), ("icl_dense", "\n\n"),
                          ("icl_pairs_compare", "\n\n"), ("icl_pairs_props", "\n\n"), ("icl_pairs_flip", "\n\n"),
-                         ("recall", "\n\n"), ("icl_infer", " => ")]:
+                         ("recall", "\n\n"), ("recall_slot", "\n\n"), ("recall_swap", "\n\n"),
+                         ("icl_infer", " => ")]:
         texts = pretraining_texts(3, 2, mix={kind: 1.0})
         assert all(marker in t and 40 <= len(t.split()) <= 600 for t in texts), (kind, texts)
     with pytest.raises(ValueError, match="mix"):
@@ -265,3 +266,33 @@ def test_recall_units_repeat_their_lines_shuffled_and_share_one_link():
         assert len(set(names)) == len(names)  # only the name tells which word follows the link
         links = {" ".join(line.split()[1:-1]) for line in stated}
         assert len(links) == 1
+
+
+def test_slot_recall_units_recall_a_mid_line_word_that_only_the_name_decides():
+    for unit in pretraining_texts(6, 3, mix={"recall_slot": 1.0})[0].split("\n\n\n"):
+        stated, asked = (block.split("\n") for block in unit.split("\n\n"))
+        assert sorted(stated) == sorted(asked) and len(stated) >= 3
+        names = [line.split()[0] for line in stated]
+        assert len(set(names)) == len(names)
+        assert all(line.split()[1] == "are" and len(line.split()) >= 4 for line in stated)  # the slot is mid-line
+
+
+def test_swapped_recall_units_flip_more_and_less_and_keep_other_slot_words():
+    flip = {"more": "less", "less": "more"}
+    swapped_ml = swapped_open = 0
+    for text in pretraining_texts(6, 3, mix={"recall_swap": 1.0}):
+        for unit in text.split("\n\n\n"):
+            stated, asked = (block.split("\n") for block in unit.split("\n\n"))
+            by_subject = {line.split()[0]: line for line in stated}
+            by_object = {line.split()[-1].rstrip(".").capitalize(): line for line in stated}
+            assert len(by_subject) == len(by_object) == len(stated) == len(asked)
+            for line in asked:
+                name, _, slot, adj, than, other = line.rstrip(".").split()
+                if name in by_subject:
+                    assert line == by_subject[name]
+                    continue
+                a, _, was, adj0, _, b = by_object[name].rstrip(".").split()
+                assert (slot, adj, than, other, b.capitalize()) == (flip.get(was, was), adj0, "than", a.lower(), name)
+                swapped_ml += was in flip
+                swapped_open += was not in flip
+    assert swapped_ml and swapped_open

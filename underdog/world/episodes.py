@@ -18,8 +18,11 @@ property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answe
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."; ``copy_mixed``: lists that mix in the
 templates' English words, "more", "less", "parent", adjectives; ``recall``: "Name link word." lines sharing one
-link, then the same lines shuffled, so only the name before the link tells the word after it), ``judge``
-(facts, then statements judged Yes/No, True/False or Correct/Incorrect against them, or QA answers judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
+link, then the same lines shuffled, so only the name before the link tells the word after it;
+``recall_slot``: the recalled word mid-line, "Name are word adj than other.", where a comparison's comparator
+sits; ``recall_swap``: such lines asked as stated or with their names swapped, "more" and "less" flipped),
+``judge`` (facts, then statements judged Yes/No, True/False or Correct/Incorrect against them, or QA answers
+judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
 Each text holds about 100-600 whitespace-separated words.
 """
 
@@ -417,6 +420,42 @@ def _recall_text(world: World, rng: random.Random) -> str:
     return _fill(rng, unit, sep="\n\n\n")
 
 
+def _recall_slot_text(world: World, rng: random.Random) -> str:
+    """Recall units whose recalled word sits mid-line ("Virsams are zorp thick than pedids."): the word after
+    "<Name> are" is decided by the line that starts with that name, not by being the line's last word, as the
+    comparator of a comparison is ("Virsams are | more thick than pedids")."""
+    def unit() -> str:
+        names = rng.sample(world.words, rng.randint(3, 9))
+        values = rng.choice((("more", "less"), None))
+        lines = []
+        for n in names:
+            value = rng.choice(values) if values else _english_or_nonsense(world, rng, 0.5)
+            tail = rng.choice((f"{rng.choice(ADJECTIVES)} than {rng.choice(world.words)}s",
+                               f"{rng.choice(ADJECTIVES)}", f"{rng.choice(world.words)} {rng.choice(world.words)}"))
+            lines.append(f"{capitalize(n)} are {value} {tail}.")
+        return "\n".join(lines) + "\n\n" + "\n".join(rng.sample(lines, len(lines)))
+    return _fill(rng, unit, sep="\n\n\n")
+
+
+def _recall_swap_text(world: World, rng: random.Random) -> str:
+    """Recall units of "A are <slot> <adj> than b." lines asked half as stated and half swapped ("B are <slot'>
+    <adj> than a."): keyed by a name that ended its line, the slot is found in that line and, for more/less,
+    flipped ("less" for "more"); an open slot word is kept, so the lookup is learnt apart from the flip."""
+    flip = {"more": "less", "less": "more"}
+
+    def unit() -> str:
+        names = rng.sample(world.words, 2 * rng.randint(3, 7))
+        stated, asked = [], []
+        for a, b in zip(names[::2], names[1::2]):
+            value = rng.choice(("more", "less")) if rng.random() < 0.5 else _english_or_nonsense(world, rng, 0.3)
+            adj = rng.choice(ADJECTIVES)
+            stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
+            swapped = f"{capitalize(b)} are {flip.get(value, value)} {adj} than {a}."
+            asked.append(swapped if rng.random() < 0.5 else stated[-1])
+        return "\n".join(stated) + "\n\n" + "\n".join(rng.sample(asked, len(asked)))
+    return _fill(rng, unit, sep="\n\n\n")
+
+
 def _judge_text(world: World, rng: random.Random) -> str:
     return _fill(rng, lambda: judge_episode(world, rng).text, sep="\n\n\n")
 
@@ -473,5 +512,6 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
     "icl_pairs_props": _episodes_text(pair_episode, kinds=("has",)),
     "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "recall": _recall_text,
+    "recall_slot": _recall_slot_text, "recall_swap": _recall_swap_text,
     "judge": _judge_text, "numbers": _numbers_text,
 }
