@@ -5,8 +5,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from tests.tiny_models import build_model, make_tokenizer
 from underdog.cli import main
 from underdog.lm import load
+from underdog.lm.load import LM
+from underdog.pretrain.probe import LookupProbe
 from underdog.pretrain.recipe import PretrainRecipe
 
 
@@ -20,7 +23,7 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
             "probe_every=2", "probe_per_split=2", "final_probe_per_split=2", "save_every=2", "threads=1"]
     assert main(args) == 0
     log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
-    assert log and {"step", "loss", "tokens_seen", "probe", "probe_by_kind"} <= set(log[0])
+    assert log and {"step", "loss", "tokens_seen", "probe", "probe_by_kind", "lookup"} <= set(log[0])
     summary = json.loads((out / "final" / "pretrain_summary.json").read_text())
     assert summary["parameters"] > 0 and set(summary["probe_icl"]) >= {"forward", "reversal", "syllogism"}
     card = (tmp_path / "assets" / "toy" / "MODEL_CARD.md").read_text()
@@ -28,6 +31,7 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
     assert isinstance(summary["collapsed_tokens"], list)
     assert {k.split(":")[0] for k in summary["probe_icl_by_kind"]} == set(summary["probe_icl"])
     assert "by split and kind of fact" in card
+    assert set(summary["lookup"]) == {"copied", "swapped"} and "Lookup probe" in card
     lm = load(tmp_path / "assets" / "toy")
     assert lm.tokenizer.convert_tokens_to_ids("<|im_start|>") != lm.tokenizer.unk_token_id
     # a second run finds the finished tokenizer stage and the final checkpoint: nothing is retrained
@@ -124,3 +128,21 @@ def test_separate_scale_sets_how_far_the_rows_are_redrawn_from_their_mean(tmp_pa
         rows = model.get_input_embeddings().weight[groups[0]]
         spread[scale] = float((rows[0] - rows[1]).norm())
     assert spread[3.0] > 10 * spread[0.1]
+
+
+def test_lookup_probe_asks_copied_and_swapped_slots_and_scores_a_model():
+    probe = LookupProbe(units=6)
+    kinds = {kind for kind, *_ in probe.items}
+    assert kinds == {"copied", "swapped"}
+    for kind, context, candidates, answer in probe.items:
+        stated, asked = context.split("\n\n")
+        name = asked.split()[0]
+        line = next(x for x in stated.split("\n") if name in (x.split()[0], x.split()[-1].rstrip(".").capitalize()))
+        assert answer in candidates and (kind == "copied") == (line.split()[0] == name)
+        if kind == "copied" or line.split()[2] not in ("more", "less"):
+            assert answer == line.split()[2]  # an open word is kept; more/less is flipped when swapped
+        else:
+            assert {answer, line.split()[2]} == {"more", "less"}
+    tokenizer = make_tokenizer()
+    scores = probe(LM(build_model("llama", tokenizer).eval(), tokenizer, name="tiny"))
+    assert set(scores) == {"copied", "swapped"} and all(0 <= v <= 1 for v in scores.values())

@@ -1,14 +1,20 @@
-"""The in-context-learning probe: accuracy on a fresh evaluation-pool world, its knowledge in context.
+"""The in-context-learning probes run during pretraining: accuracy on a fresh evaluation-pool world, its
+knowledge in context (``IclProbe``), and the lookup that binding rests on (``LookupProbe``).
 
 The probe world's words come from the evaluation pool, which pretraining never sees, so the only way to beat
 chance (0.25) is to read the documents in context. It is the same code path as ``underdog generalization
 --methods icl``, on a fixed subsample of questions per split, so it is cheap enough to run during training.
+The lookup probe asks for the word after "<Name> are" in swapped-recall units (``episodes.recall_swap_unit``)
+of evaluation-pool words: ``copied`` when the name starts the line that holds the word, ``swapped`` when it
+ends that line, the lookup a reversal needs ("Glamba are" -> "Rulbud are less gentle than glamba." -> more).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+
+import torch
 
 from underdog.lm.load import LM
 from underdog.methods.icl import icl_contexts
@@ -53,3 +59,36 @@ class IclProbe:
 
     def __call__(self, lm: LM, with_context: bool = True, batch_size: int = 32) -> dict[str, float]:
         return self.accuracy(self.answers(lm, with_context, batch_size))
+
+
+class LookupProbe:
+    """``units`` fixed swapped-recall units of world ``seed`` (evaluation pool): is the right slot word the
+    likeliest, among the unit's slot words and more/less, right after each asked line's "<Name> are"?"""
+
+    def __init__(self, seed: int = 99_002, units: int = 24) -> None:
+        from underdog.world import make_world
+        from underdog.world.episodes import recall_swap_unit
+
+        world = make_world(seed, pool="eval")
+        rng = random.Random(seed)
+        self.items: list[tuple[str, str, list[str], str]] = []  # (kind, context, candidates, answer)
+        for _ in range(units):
+            stated, asked = recall_swap_unit(world, rng)
+            starts = {line.split()[0] for line in stated}
+            candidates = sorted({line.split()[2] for line in stated} | {"more", "less"})
+            for line in asked:
+                name, _, slot = line.split()[:3]
+                kind = "copied" if name in starts else "swapped"
+                self.items.append((kind, "\n".join(stated) + f"\n\n{name} are", candidates, slot))
+
+    @torch.no_grad()
+    def __call__(self, lm: LM) -> dict[str, float]:
+        """Accuracy per kind, ``copied`` and ``swapped``."""
+        tok, hits = lm.tokenizer, {}
+        for kind, context, candidates, answer in self.items:
+            ids = tok(context, return_tensors="pt").input_ids.to(lm.model.device)
+            logits = lm.model(ids).logits[0, -1]
+            first = {c: tok.encode(" " + c, add_special_tokens=False)[0] for c in candidates}
+            best = max(candidates, key=lambda c: logits[first[c]].item())
+            hits.setdefault(kind, []).append(first[best] == first[answer])
+        return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}

@@ -3,9 +3,10 @@
 setup: a tokenizer trained on pretraining-pool world text and a small Llama config. train: the one training
 loop (``underdog.train``) on a packed mix of documents, in-context episodes, rewrite episodes, copy
 exercises and short QA from many pretraining-pool worlds (``underdog.world.episodes``), full-sequence loss,
-checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world every ``probe_every``
-steps (the log is the emergence curve), then a larger final probe; the model, tokenizer, log and a
-MODEL_CARD.md go to the run dir and, with ``install``, to ``underdog/assets/<install>/``.
+checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world and the lookup probe
+(copied vs swapped slot recall) every ``probe_every`` steps (the log is the emergence curve), then a larger
+final probe; the model, tokenizer, log and a MODEL_CARD.md go to the run dir and, with ``install``, to
+``underdog/assets/<install>/``.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     from transformers import PreTrainedTokenizerFast
 
     from underdog.pretrain.grow import collapsed_tokens
-    from underdog.pretrain.probe import IclProbe
+    from underdog.pretrain.probe import IclProbe, LookupProbe
     from underdog.pretrain.tokenizer import train_tokenizer
     from underdog.train import TrainConfig, save_trained, train
 
@@ -191,6 +192,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
 
     probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget, context=recipe.icl_context)
+    lookup = LookupProbe()
     log_path = run.dir / "pretrain_log.jsonl"
     lm = LM(model, tokenizer, name="pretraining")
 
@@ -198,15 +200,16 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         if info["step"] % recipe.probe_every and info["step"] != steps:
             return
         model.eval()
-        correct = probe.answers(lm)
+        correct, looked_up = probe.answers(lm), lookup(lm)
         model.train()
         acc = probe.accuracy(correct)
         entry = {**info, "elapsed_s": round(time.time() - started, 1), "probe": acc,
-                 "probe_by_kind": probe.accuracy(correct, by_kind=True)}
+                 "probe_by_kind": probe.accuracy(correct, by_kind=True), "lookup": looked_up}
         with log_path.open("a") as f:
             f.write(json.dumps(entry) + "\n")
         log("step {step} tokens {tokens_seen:,} loss {loss:.3f} tok/s {tokens_per_s:.0f} | ".format(**info)
-            + " ".join(f"{k} {v:.2f}" for k, v in acc.items()))
+            + " ".join(f"{k} {v:.2f}" for k, v in acc.items())
+            + " | lookup " + " ".join(f"{k} {v:.2f}" for k, v in looked_up.items()))
 
     config = TrainConfig(lr=recipe.lr, max_steps=steps, batch_size=recipe.batch_size, max_length=recipe.seq_len,
                          packing=True, completion_only=False, warmup_ratio=recipe.warmup_ratio,
@@ -228,7 +231,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
                "steps": result.final_step, "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
                "probe_icl": icl, "probe_icl_by_kind": final_probe.accuracy(correct, by_kind=True),
-               "probe_none": none, "env": environment(), "recipe": recipe.model_dump(),
+               "probe_none": none, "lookup": lookup(final_lm), "env": environment(),
+               "recipe": recipe.model_dump(),
                "collapsed_tokens": collapsed_tokens(model, tokenizer, sample)}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
     if log_path.exists():
@@ -284,6 +288,9 @@ def model_card(recipe: PretrainRecipe, s: dict) -> str:
     by_kind = s.get("probe_icl_by_kind")
     kinds = ("\n\nICL accuracy by split and kind of fact: " + ", ".join(f"{k} {v:.2f}" for k, v in by_kind.items())
              if by_kind else "")
+    lookup = s.get("lookup")
+    lookup_line = ("\n\nLookup probe (`LookupProbe`: the word after \"<Name> are\" in swapped-recall units; chance ~0.15): "
+                   + ", ".join(f"{k} {v:.2f}" for k, v in lookup.items()) if lookup else "")
     stages = s["stages"]  # written by write_model_card
     total = sum(st["tokens"] for st in stages)
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
@@ -313,7 +320,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
 
 | split | ICL ({recipe.icl_context} context, `methods.icl`) | no context |
 |---|---|---|
-{rows}{kinds}
+{rows}{kinds}{lookup_line}
 
 The emergence curve of the last stage (probe accuracy every {recipe.probe_every} steps) is in
 `pretrain_log.jsonl`; earlier stages' logs are `pretrain_log_stage<N>.jsonl`.

@@ -437,22 +437,27 @@ def _recall_slot_text(world: World, rng: random.Random) -> str:
     return _fill(rng, unit, sep="\n\n\n")
 
 
-def _recall_swap_text(world: World, rng: random.Random) -> str:
-    """Recall units of "A are <slot> <adj> than b." lines asked half as stated and half swapped ("B are <slot'>
-    <adj> than a."): keyed by a name that ended its line, the slot is found in that line and, for more/less,
-    flipped ("less" for "more"); an open slot word is kept, so the lookup is learnt apart from the flip."""
+def recall_swap_unit(world: World, rng: random.Random) -> tuple[list[str], list[str]]:
+    """(stated, asked) lines of a swapped-recall unit: "A are <slot> <adj> than b." lines, then each asked
+    as stated or swapped ("B are <slot'> <adj> than a."). Keyed by a name that ended its line, the slot is found
+    in that line and, for more/less, flipped ("less" for "more"); an open slot word is kept, so the lookup is
+    learnt apart from the flip. Every name is named in one line only."""
     flip = {"more": "less", "less": "more"}
+    names = rng.sample(world.words, 2 * rng.randint(3, 7))
+    stated, asked = [], []
+    for a, b in zip(names[::2], names[1::2]):
+        value = rng.choice(("more", "less")) if rng.random() < 0.5 else _english_or_nonsense(world, rng, 0.3)
+        adj = rng.choice(ADJECTIVES)
+        stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
+        swapped = f"{capitalize(b)} are {flip.get(value, value)} {adj} than {a}."
+        asked.append(swapped if rng.random() < 0.5 else stated[-1])
+    return stated, rng.sample(asked, len(asked))
 
+
+def _recall_swap_text(world: World, rng: random.Random) -> str:
     def unit() -> str:
-        names = rng.sample(world.words, 2 * rng.randint(3, 7))
-        stated, asked = [], []
-        for a, b in zip(names[::2], names[1::2]):
-            value = rng.choice(("more", "less")) if rng.random() < 0.5 else _english_or_nonsense(world, rng, 0.3)
-            adj = rng.choice(ADJECTIVES)
-            stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
-            swapped = f"{capitalize(b)} are {flip.get(value, value)} {adj} than {a}."
-            asked.append(swapped if rng.random() < 0.5 else stated[-1])
-        return "\n".join(stated) + "\n\n" + "\n".join(rng.sample(asked, len(asked)))
+        stated, asked = recall_swap_unit(world, rng)
+        return "\n".join(stated) + "\n\n" + "\n".join(asked)
     return _fill(rng, unit, sep="\n\n\n")
 
 
