@@ -10,7 +10,8 @@ question, and on the seed-7 world it holds every premise of 94-100% of the quest
 plus others drawn at random (seeded) until the token budget is full, shuffled; the paper's layout, which an
 earlier 0.27M-parameter stage of the built-in model read at ~0.5 accuracy because every document states many
 facts about the same kind of entities. Either way, what was put in context is recorded per question (document
-ids, or "doc:sentence" ids), so a report can say exactly how much of the world each answer could see. ``none`` is the question alone.
+ids, or "doc:sentence" ids), so a report can say exactly how much of the world each answer could see. ``none``
+is the question alone.
 """
 
 from __future__ import annotations

@@ -62,8 +62,8 @@ class IclProbe:
 
 
 class LookupProbe:
-    """``units`` fixed swapped-recall units of world ``seed`` (evaluation pool): is the right slot word the
-    likeliest, among the unit's slot words and more/less, right after each asked line's "<Name> are"?"""
+    """``units`` fixed swapped-recall units of world ``seed`` (evaluation pool): right after each asked line's
+    "<Name> are", is the right slot word's first token the likeliest of the unit's slot words' and more/less's?"""
 
     def __init__(self, seed: int = 99_002, units: int = 24) -> None:
         from underdog.world import make_world
