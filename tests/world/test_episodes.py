@@ -18,6 +18,7 @@ from underdog.world.episodes import (
     pair_episode,
     pretrain_world,
     pretraining_texts,
+    recall_swap_unit,
     rewrite_line,
 )
 from underdog.world.words import word_pool
@@ -296,3 +297,5 @@ def test_swapped_recall_units_flip_more_and_less_and_keep_other_slot_words():
                 swapped_ml += was in flip
                 swapped_open += was not in flip
     assert swapped_ml and swapped_open
+    world = pretrain_world(6, 0)
+    assert [len(recall_swap_unit(world, random.Random(i), lines=(1, 1))[0]) for i in range(3)] == [1, 1, 1]

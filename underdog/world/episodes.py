@@ -437,13 +437,13 @@ def _recall_slot_text(world: World, rng: random.Random) -> str:
     return _fill(rng, unit, sep="\n\n\n")
 
 
-def recall_swap_unit(world: World, rng: random.Random) -> tuple[list[str], list[str]]:
+def recall_swap_unit(world: World, rng: random.Random, lines: tuple[int, int] = (3, 7)) -> tuple[list[str], list[str]]:
     """(stated, asked) lines of a swapped-recall unit: "A are <slot> <adj> than b." lines, then each asked
     as stated or swapped ("B are <slot'> <adj> than a."). Keyed by a name that ended its line, the slot is found
     in that line and, for more/less, flipped ("less" for "more"); an open slot word is kept, so the lookup is
-    learnt apart from the flip. Every name is named in one line only."""
+    learnt apart from the flip. Every name is named in one line only; ``lines`` is the range of stated lines."""
     flip = {"more": "less", "less": "more"}
-    names = rng.sample(world.words, 2 * rng.randint(3, 7))
+    names = rng.sample(world.words, 2 * rng.randint(*lines))
     stated, asked = [], []
     for a, b in zip(names[::2], names[1::2]):
         value = rng.choice(("more", "less")) if rng.random() < 0.5 else _english_or_nonsense(world, rng, 0.3)
