@@ -18,7 +18,6 @@ from underdog.world.episodes import (
     pair_episode,
     pretrain_world,
     pretraining_texts,
-    recall_swap_unit,
     rewrite_line,
 )
 from underdog.world.words import word_pool
@@ -244,58 +243,3 @@ def test_pair_episodes_narrowed_to_one_kind_state_and_ask_only_that_kind(worlds,
         assert all(set(q["support"]) <= set(ep.context) for ep in episodes for q in ep.questions)
     flips = [pair_episode(world, rng, kinds=("comparison",), splits=("reversal",)) for world in worlds]
     assert {q["split"] for ep in flips for q in ep.questions} == {"reversal"}
-
-
-def test_mixed_copy_exercises_repeat_lists_of_nonsense_and_template_words():
-    from underdog.world.episodes import COPY_ENGLISH
-
-    units = [u for t in pretraining_texts(5, 4, mix={"copy_mixed": 1.0}) for u in t.split("\n")]
-    english = nonsense = 0
-    for unit in units:
-        first, again = unit.removeprefix("list : ").removesuffix(" .").split(" . again : ")
-        assert first == again
-        english += sum(w in COPY_ENGLISH for w in first.split())
-        nonsense += sum(w not in COPY_ENGLISH for w in first.split())
-    assert english > 0.25 * (english + nonsense) and nonsense > 0.45 * (english + nonsense)
-
-
-def test_recall_units_repeat_their_lines_shuffled_and_share_one_link():
-    for unit in pretraining_texts(6, 3, mix={"recall": 1.0})[0].split("\n\n\n"):
-        stated, asked = (block.split("\n") for block in unit.split("\n\n"))
-        assert sorted(stated) == sorted(asked) and len(stated) >= 3
-        names = [line.split()[0] for line in stated]
-        assert len(set(names)) == len(names)  # only the name tells which word follows the link
-        links = {" ".join(line.split()[1:-1]) for line in stated}
-        assert len(links) == 1
-
-
-def test_slot_recall_units_recall_a_mid_line_word_that_only_the_name_decides():
-    for unit in pretraining_texts(6, 3, mix={"recall_slot": 1.0})[0].split("\n\n\n"):
-        stated, asked = (block.split("\n") for block in unit.split("\n\n"))
-        assert sorted(stated) == sorted(asked) and len(stated) >= 3
-        names = [line.split()[0] for line in stated]
-        assert len(set(names)) == len(names)
-        assert all(line.split()[1] == "are" and len(line.split()) >= 4 for line in stated)  # the slot is mid-line
-
-
-def test_swapped_recall_units_flip_more_and_less_and_keep_other_slot_words():
-    flip = {"more": "less", "less": "more"}
-    swapped_ml = swapped_open = 0
-    for text in pretraining_texts(6, 3, mix={"recall_swap": 1.0}):
-        for unit in text.split("\n\n\n"):
-            stated, asked = (block.split("\n") for block in unit.split("\n\n"))
-            by_subject = {line.split()[0]: line for line in stated}
-            by_object = {line.split()[-1].rstrip(".").capitalize(): line for line in stated}
-            assert len(by_subject) == len(by_object) == len(stated) == len(asked)
-            for line in asked:
-                name, _, slot, adj, than, other = line.rstrip(".").split()
-                if name in by_subject:
-                    assert line == by_subject[name]
-                    continue
-                a, _, was, adj0, _, b = by_object[name].rstrip(".").split()
-                assert (slot, adj, than, other, b.capitalize()) == (flip.get(was, was), adj0, "than", a.lower(), name)
-                swapped_ml += was in flip
-                swapped_open += was not in flip
-    assert swapped_ml and swapped_open
-    world = pretrain_world(6, 0)
-    assert [len(recall_swap_unit(world, random.Random(i), lines=(1, 1))[0]) for i in range(3)] == [1, 1, 1]

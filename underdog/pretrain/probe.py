@@ -4,7 +4,7 @@ knowledge in context (``IclProbe``), and the lookup that binding rests on (``Loo
 The probe world's words come from the evaluation pool, which pretraining never sees, so the only way to beat
 chance (0.25) is to read the documents in context. It is the same code path as ``underdog generalization
 --methods icl``, on a fixed subsample of questions per split, so it is cheap enough to run during training.
-The lookup probe asks for the word after "<Name> are" in swapped-recall units (``episodes.recall_swap_unit``)
+The lookup probe asks for the word after "<Name> are" in swapped-recall units (``drills.recall_swap_unit``)
 of evaluation-pool words: ``copied`` when the name starts the line that holds the word, ``swapped`` when it
 ends that line, the lookup a reversal needs ("Glamba are" -> "Rulbud are less gentle than glamba." -> more).
 """
@@ -67,7 +67,7 @@ class LookupProbe:
 
     def __init__(self, seed: int = 99_002, units: int = 24) -> None:
         from underdog.world import make_world
-        from underdog.world.episodes import recall_swap_unit
+        from underdog.world.drills import recall_swap_unit
 
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)

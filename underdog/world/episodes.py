@@ -1,4 +1,4 @@
-"""Pretraining text for a tiny model: documents, in-context episodes, rewrites, copying and numbers.
+"""Pretraining text for a tiny model: documents, in-context episodes and rewrites, mixed with drills.
 
 ``pretraining_texts(seed, n, mix)`` draws ``n`` texts (deterministic per seed) from many small
 ``pool="pretrain"`` worlds (a fresh world every ``TEXTS_PER_WORLD`` texts), so no word is shared with an
@@ -16,13 +16,12 @@ category facts each naming its entities only once, then their forward, rephrased
 ``icl_pairs_compare``: comparisons alone; ``icl_pairs_flip``: their reversals alone; ``icl_pairs_props``: one
 property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
-"Infer: s1 s2 => s3"), ``copy`` ("list : a b c . again : a b c ."; ``copy_mixed``: lists that mix in the
-templates' English words, "more", "less", "parent", adjectives; ``recall``: "Name link word." lines sharing one
-link, then the same lines shuffled, so only the name before the link tells the word after it;
-``recall_slot``: the recalled word mid-line, "Name are word adj than other.", where a comparison's comparator
-sits; ``recall_swap``: such lines asked as stated or with their names swapped, "more" and "less" flipped),
-``judge`` (facts, then statements judged Yes/No, True/False or Correct/Incorrect against them, or QA answers
-judged Correct/Incorrect) and ``numbers`` (counting, addition, comparison).
+"Infer: s1 s2 => s3"), ``judge`` (facts, then statements judged Yes/No, True/False or Correct/Incorrect
+against them, or QA answers judged Correct/Incorrect), and the drills of ``world.drills``: ``copy`` ("list : a
+b c . again : a b c ."), ``copy_mixed`` (lists that mix in the templates' English words), ``recall`` ("Name
+link word." lines, then the same lines shuffled, so only the name before the link tells the word after it),
+``recall_slot`` (the recalled word mid-line, where a comparison's comparator sits), ``recall_swap`` (such lines
+asked as stated or with their names swapped, "more" and "less" flipped) and ``numbers``.
 Each text holds about 100-600 whitespace-separated words.
 """
 
@@ -33,13 +32,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from underdog.world import World, make_world, open_question, support_documents
-from underdog.world.knowledge import ADJECTIVES
+from underdog.world.drills import (
+    copy_mixed_text,
+    copy_text,
+    fill,
+    numbers_text,
+    recall_slot_text,
+    recall_swap_text,
+    recall_text,
+)
 from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence, statement
 
 DEFAULT_MIX: dict[str, float] = {"document": 0.15, "icl": 0.25, "icl_qa": 0.10, "rewrite": 0.15, "copy": 0.20,
                                  "judge": 0.10, "numbers": 0.05}
 TEXTS_PER_WORLD = 20
-MAX_WORDS = 600
 TEMPLATE_TEXT = ("Question: ...? Options: Answer:", "Rephrase: Reverse: Infer: =>", "list : again :",
                  "Is it true that ? Yes. No.", "True or false? True. False.", "Correct or incorrect? Correct.",
                  "Incorrect.", "count : = ", "Which is more, or ?", "Is more than ?")
@@ -102,21 +108,6 @@ def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None,
         texts.append(GENERATORS[kind](world, rng))
     worlds.close()
     return texts
-
-
-def _fill(rng: random.Random, unit: Callable[[], str], sep: str = "\n\n", lo: int = 100, hi: int = 400) -> str:
-    """Join units until the text reaches a random length in [lo, hi] words (never over ``MAX_WORDS``)."""
-    target, parts, words = rng.randint(lo, hi), [], 0
-    for _ in range(200):
-        if words >= target:
-            break
-        u = unit()
-        w = len(u.split())
-        if not u or (parts and words + w > MAX_WORDS):
-            break
-        parts.append(u)
-        words += w
-    return sep.join(parts)
 
 
 def _question_key(q: dict) -> tuple[str, str]:
@@ -373,121 +364,27 @@ def rewrite_line(world: World, q: dict) -> str:
 
 
 def _document_text(world: World, rng: random.Random) -> str:
-    return _fill(rng, lambda: rng.choice(world.documents)["text"])
+    return fill(rng, lambda: rng.choice(world.documents)["text"])
 
 
 def _icl_text(world: World, rng: random.Random, style: str = "cloze", p_documents: float = 0.5,
               doc_words: tuple[int, int] = (0, 0), hard: bool = False) -> str:
-    return _fill(rng, lambda: icl_episode(world, rng, style, p_documents, doc_words, hard).text, sep="\n\n\n")
+    return fill(rng, lambda: icl_episode(world, rng, style, p_documents, doc_words, hard).text, sep="\n\n\n")
 
 
 def _rewrite_text(world: World, rng: random.Random) -> str:
     order = rng.sample(world.questions, len(world.questions))
-    return _fill(rng, lambda: rewrite_line(world, order.pop()) if order else "", sep="\n")
-
-
-def _copy_lists(rng: random.Random, word: Callable[[], str]) -> str:
-    def unit() -> str:
-        words = " ".join(word() for _ in range(rng.randint(3, 12)))
-        return f"list : {words} . again : {words} ."
-    return _fill(rng, unit, sep="\n")
-
-
-def _copy_text(world: World, rng: random.Random) -> str:
-    return _copy_lists(rng, lambda: rng.choice(world.words))
-
-
-COPY_ENGLISH: tuple[str, ...] = (
-    "more", "less", "all", "some", "no", "are", "is", "than", "of", "the", "a", "include", "parent", "child",
-    "sibling", "grandparent", "grandchild", "have", "can", "eat", "like", *ADJECTIVES)
-"""The template words a copy exercise mixes in: a copy circuit trained on nonsense words alone skips them."""
-
-
-def _english_or_nonsense(world: World, rng: random.Random, p_english: float) -> str:
-    return rng.choice(COPY_ENGLISH) if rng.random() < p_english else rng.choice(world.words)
-
-
-def _copy_mixed_text(world: World, rng: random.Random) -> str:
-    return _copy_lists(rng, lambda: _english_or_nonsense(world, rng, 0.4))
-
-
-def _recall_text(world: World, rng: random.Random) -> str:
-    def unit() -> str:
-        names = rng.sample(world.words, rng.randint(3, 9))
-        link = rng.choice(("are", "is", "has", "can", "are a kind of"))  # one link a unit: "are" alone names no line
-        lines = [f"{capitalize(n)} {link} {_english_or_nonsense(world, rng, 0.5)}." for n in names]
-        return "\n".join(lines) + "\n\n" + "\n".join(rng.sample(lines, len(lines)))
-    return _fill(rng, unit, sep="\n\n\n")
-
-
-def _recall_slot_text(world: World, rng: random.Random) -> str:
-    """Recall units whose recalled word sits mid-line ("Virsams are zorp thick than pedids."): the word after
-    "<Name> are" is decided by the line that starts with that name, not by being the line's last word, as the
-    comparator of a comparison is ("Virsams are | more thick than pedids")."""
-    def unit() -> str:
-        names = rng.sample(world.words, rng.randint(3, 9))
-        values = rng.choice((("more", "less"), None))
-        lines = []
-        for n in names:
-            value = rng.choice(values) if values else _english_or_nonsense(world, rng, 0.5)
-            tail = rng.choice((f"{rng.choice(ADJECTIVES)} than {rng.choice(world.words)}s",
-                               f"{rng.choice(ADJECTIVES)}", f"{rng.choice(world.words)} {rng.choice(world.words)}"))
-            lines.append(f"{capitalize(n)} are {value} {tail}.")
-        return "\n".join(lines) + "\n\n" + "\n".join(rng.sample(lines, len(lines)))
-    return _fill(rng, unit, sep="\n\n\n")
-
-
-def recall_swap_unit(world: World, rng: random.Random, lines: tuple[int, int] = (3, 7)) -> tuple[list[str], list[str]]:
-    """(stated, asked) lines of a swapped-recall unit: "A are <slot> <adj> than b." lines, then each asked
-    as stated or swapped ("B are <slot'> <adj> than a."). Keyed by a name that ended its line, the slot is found
-    in that line and, for more/less, flipped ("less" for "more"); an open slot word is kept, so the lookup is
-    learnt apart from the flip. Every name is named in one line only; ``lines`` is the range of stated lines."""
-    flip = {"more": "less", "less": "more"}
-    names = rng.sample(world.words, 2 * rng.randint(*lines))
-    stated, asked = [], []
-    for a, b in zip(names[::2], names[1::2]):
-        value = rng.choice(("more", "less")) if rng.random() < 0.5 else _english_or_nonsense(world, rng, 0.3)
-        adj = rng.choice(ADJECTIVES)
-        stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
-        swapped = f"{capitalize(b)} are {flip.get(value, value)} {adj} than {a}."
-        asked.append(swapped if rng.random() < 0.5 else stated[-1])
-    return stated, rng.sample(asked, len(asked))
-
-
-def _recall_swap_text(world: World, rng: random.Random) -> str:
-    def unit() -> str:
-        stated, asked = recall_swap_unit(world, rng)
-        return "\n".join(stated) + "\n\n" + "\n".join(asked)
-    return _fill(rng, unit, sep="\n\n\n")
+    return fill(rng, lambda: rewrite_line(world, order.pop()) if order else "", sep="\n")
 
 
 def _judge_text(world: World, rng: random.Random) -> str:
-    return _fill(rng, lambda: judge_episode(world, rng).text, sep="\n\n\n")
-
-
-def _numbers_text(world: World, rng: random.Random) -> str:
-    def unit() -> str:
-        kind = rng.randrange(4)
-        a, b = rng.randint(10, 99), rng.randint(1, 99)
-        if kind == 0:
-            return f"{a} + {b} = {a + b} ."
-        if kind == 1:
-            a, b = max(a, b), min(a, b)
-            return f"{a} - {b} = {a - b} ."
-        if kind == 2:
-            words = [rng.choice(world.words) for _ in range(rng.randint(1, 9))]
-            return f"count : {' '.join(words)} = {len(words)} ."
-        if a == b:
-            b += 1
-        return rng.choice([f"Is {a} more than {b}? {'Yes' if a > b else 'No'}.",
-                           f"Which is more, {a} or {b}? {max(a, b)}."])
-    return _fill(rng, unit, sep="\n", lo=60, hi=200)
+    return fill(rng, lambda: judge_episode(world, rng).text, sep="\n\n\n")
 
 
 def _episodes_text(episode: Callable[..., Episode], **narrow) -> Callable[[World, random.Random], str]:
     """Texts of several ``episode``s (``near_episode``, ``pair_episode``) called with ``narrow`` (their
     ``focus`` / ``kinds`` / ``splits`` arguments), three blank lines apart."""
-    return lambda w, r: _fill(r, lambda: episode(w, r, **narrow).text, sep="\n\n\n", lo=150, hi=500)
+    return lambda w, r: fill(r, lambda: episode(w, r, **narrow).text, sep="\n\n\n", lo=150, hi=500)
 
 
 GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
@@ -516,7 +413,7 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_pairs_flip": _episodes_text(pair_episode, kinds=("comparison",), splits=("reversal",)),
     # one property per category ("Every fredo likes flirbis."): the answer's first word, an English verb, is copied
     "icl_pairs_props": _episodes_text(pair_episode, kinds=("has",)),
-    "rewrite": _rewrite_text, "copy": _copy_text, "copy_mixed": _copy_mixed_text, "recall": _recall_text,
-    "recall_slot": _recall_slot_text, "recall_swap": _recall_swap_text,
-    "judge": _judge_text, "numbers": _numbers_text,
+    "rewrite": _rewrite_text, "copy": copy_text, "copy_mixed": copy_mixed_text, "recall": recall_text,
+    "recall_slot": recall_slot_text, "recall_swap": recall_swap_text,
+    "judge": _judge_text, "numbers": numbers_text,
 }

@@ -1,0 +1,135 @@
+"""Drills: pretraining exercises of the mechanisms that reading a context rests on, with no world knowledge in
+them; the world supplies only its nonsense words. ``copy_text`` ("list : a b c . again : a b c ."),
+``copy_mixed_text`` (lists that mix in the templates' English words), ``recall_text`` ("Name link word." lines
+sharing one link, then the same lines shuffled), ``recall_slot_text`` (the recalled word mid-line, where a
+comparison's comparator sits), ``recall_swap_text`` (lines asked as stated or with their names swapped,
+more/less flipped; one unit is ``recall_swap_unit``, which ``pretrain.probe.LookupProbe`` asks too) and
+``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random
+length; ``episodes`` builds its texts with it too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from underdog.world import World
+from underdog.world.knowledge import ADJECTIVES
+from underdog.world.render import capitalize
+
+MAX_WORDS = 600
+
+
+def fill(rng: random.Random, unit: Callable[[], str], sep: str = "\n\n", lo: int = 100, hi: int = 400) -> str:
+    """Join units until the text reaches a random length in [lo, hi] words (never over ``MAX_WORDS``)."""
+    target, parts, words = rng.randint(lo, hi), [], 0
+    for _ in range(200):
+        if words >= target:
+            break
+        u = unit()
+        w = len(u.split())
+        if not u or (parts and words + w > MAX_WORDS):
+            break
+        parts.append(u)
+        words += w
+    return sep.join(parts)
+
+
+def _recall_units(rng: random.Random, unit: Callable[[], tuple[list[str], list[str]]]) -> str:
+    """Recall units from ``unit``'s (stated, asked) lines: the stated lines, a blank line, the asked ones; units
+    three blank lines apart."""
+    def text() -> str:
+        stated, asked = unit()
+        return "\n".join(stated) + "\n\n" + "\n".join(asked)
+    return fill(rng, text, sep="\n\n\n")
+
+
+def _copy_lists(rng: random.Random, word: Callable[[], str]) -> str:
+    def unit() -> str:
+        words = " ".join(word() for _ in range(rng.randint(3, 12)))
+        return f"list : {words} . again : {words} ."
+    return fill(rng, unit, sep="\n")
+
+
+def copy_text(world: World, rng: random.Random) -> str:
+    return _copy_lists(rng, lambda: rng.choice(world.words))
+
+
+COPY_ENGLISH: tuple[str, ...] = (
+    "more", "less", "all", "some", "no", "are", "is", "than", "of", "the", "a", "include", "parent", "child",
+    "sibling", "grandparent", "grandchild", "have", "can", "eat", "like", *ADJECTIVES)
+"""The template words a copy exercise mixes in: a copy circuit trained on nonsense words alone skips them."""
+
+
+def _english_or_nonsense(world: World, rng: random.Random, p_english: float) -> str:
+    return rng.choice(COPY_ENGLISH) if rng.random() < p_english else rng.choice(world.words)
+
+
+def copy_mixed_text(world: World, rng: random.Random) -> str:
+    return _copy_lists(rng, lambda: _english_or_nonsense(world, rng, 0.4))
+
+
+def recall_text(world: World, rng: random.Random) -> str:
+    def unit() -> tuple[list[str], list[str]]:
+        names = rng.sample(world.words, rng.randint(3, 9))
+        link = rng.choice(("are", "is", "has", "can", "are a kind of"))  # one link a unit: "are" alone names no line
+        lines = [f"{capitalize(n)} {link} {_english_or_nonsense(world, rng, 0.5)}." for n in names]
+        return lines, rng.sample(lines, len(lines))
+    return _recall_units(rng, unit)
+
+
+def recall_slot_text(world: World, rng: random.Random) -> str:
+    """Recall units whose recalled word sits mid-line ("Virsams are zorp thick than pedids."): the word after
+    "<Name> are" is decided by the line that starts with that name, not by being the line's last word, as the
+    comparator of a comparison is ("Virsams are | more thick than pedids")."""
+    def unit() -> tuple[list[str], list[str]]:
+        names = rng.sample(world.words, rng.randint(3, 9))
+        values = rng.choice((("more", "less"), None))
+        lines = []
+        for n in names:
+            value = rng.choice(values) if values else _english_or_nonsense(world, rng, 0.5)
+            tail = rng.choice((f"{rng.choice(ADJECTIVES)} than {rng.choice(world.words)}s",
+                               f"{rng.choice(ADJECTIVES)}", f"{rng.choice(world.words)} {rng.choice(world.words)}"))
+            lines.append(f"{capitalize(n)} are {value} {tail}.")
+        return lines, rng.sample(lines, len(lines))
+    return _recall_units(rng, unit)
+
+
+def recall_swap_unit(world: World, rng: random.Random, lines: tuple[int, int] = (3, 7)) -> tuple[list[str], list[str]]:
+    """(stated, asked) lines of a swapped-recall unit: "A are <slot> <adj> than b." lines, then each asked
+    as stated or swapped ("B are <slot'> <adj> than a."). Keyed by a name that ended its line, the slot is found
+    in that line and, for more/less, flipped ("less" for "more"); an open slot word is kept, so the lookup is
+    learnt apart from the flip. Every name is named in one line only; ``lines`` is the range of stated lines."""
+    flip = {"more": "less", "less": "more"}
+    names = rng.sample(world.words, 2 * rng.randint(*lines))
+    stated, asked = [], []
+    for a, b in zip(names[::2], names[1::2]):
+        value = rng.choice(("more", "less")) if rng.random() < 0.5 else _english_or_nonsense(world, rng, 0.3)
+        adj = rng.choice(ADJECTIVES)
+        stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
+        swapped = f"{capitalize(b)} are {flip.get(value, value)} {adj} than {a}."
+        asked.append(swapped if rng.random() < 0.5 else stated[-1])
+    return stated, rng.sample(asked, len(asked))
+
+
+def recall_swap_text(world: World, rng: random.Random) -> str:
+    return _recall_units(rng, lambda: recall_swap_unit(world, rng))
+
+
+def numbers_text(world: World, rng: random.Random) -> str:
+    def unit() -> str:
+        kind = rng.randrange(4)
+        a, b = rng.randint(10, 99), rng.randint(1, 99)
+        if kind == 0:
+            return f"{a} + {b} = {a + b} ."
+        if kind == 1:
+            a, b = max(a, b), min(a, b)
+            return f"{a} - {b} = {a - b} ."
+        if kind == 2:
+            words = [rng.choice(world.words) for _ in range(rng.randint(1, 9))]
+            return f"count : {' '.join(words)} = {len(words)} ."
+        if a == b:
+            b += 1
+        return rng.choice([f"Is {a} more than {b}? {'Yes' if a > b else 'No'}.",
+                           f"Which is more, {a} or {b}? {max(a, b)}."])
+    return fill(rng, unit, sep="\n", lo=60, hi=200)
