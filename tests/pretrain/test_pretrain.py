@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from pydantic import ValidationError
 
 from tests.tiny_models import build_model, make_tokenizer
@@ -146,3 +147,17 @@ def test_lookup_probe_asks_copied_and_swapped_slots_and_scores_a_model():
     tokenizer = make_tokenizer()
     scores = probe(LM(build_model("llama", tokenizer).eval(), tokenizer, name="tiny"))
     assert set(scores) == {"copied", "swapped"} and all(0 <= v <= 1 for v in scores.values())
+
+
+def test_lookup_probe_batched_equals_one_context_at_a_time():
+    probe, tokenizer = LookupProbe(units=4), make_tokenizer()
+    lm = LM(build_model("llama", tokenizer).eval(), tokenizer, name="tiny")
+    hits: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for kind, context, candidates, answer in probe.items:
+            logits = lm.model(tokenizer(context, return_tensors="pt").input_ids).logits[0, -1]
+            first = {c: tokenizer.encode(" " + c, add_special_tokens=False)[0] for c in candidates}
+            best = max(candidates, key=lambda c: logits[first[c]].item())
+            hits.setdefault(kind, []).append(first[best] == first[answer])
+    reference = {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
+    assert probe(lm, batch_size=3) == reference

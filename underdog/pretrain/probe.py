@@ -14,9 +14,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-import torch
-
 from underdog.lm.load import LM
+from underdog.lm.score import score_tokens
 from underdog.methods.icl import icl_contexts
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
 
@@ -81,14 +80,20 @@ class LookupProbe:
                 kind = "copied" if name in starts else "swapped"
                 self.items.append((kind, "\n".join(stated) + f"\n\n{name} are", candidates, slot))
 
-    @torch.no_grad()
-    def __call__(self, lm: LM) -> dict[str, float]:
+    def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
         """Accuracy per kind, ``copied`` and ``swapped``."""
-        tok, hits = lm.tokenizer, {}
-        for kind, context, candidates, answer in self.items:
-            ids = tok(context, return_tensors="pt").input_ids.to(lm.model.device)
-            logits = lm.model(ids).logits[0, -1]
-            first = {c: tok.encode(" " + c, add_special_tokens=False)[0] for c in candidates}
-            best = max(candidates, key=lambda c: logits[first[c]].item())
-            hits.setdefault(kind, []).append(first[best] == first[answer])
+        tok = lm.tokenizer
+        first = {c: tok.encode(" " + c, add_special_tokens=False)[0]
+                 for _, _, candidates, _ in self.items for c in candidates}
+        pairs, spans = [], []  # one request per distinct first token of an item's candidates
+        for _, context, candidates, _ in self.items:
+            ids = tok(context).input_ids
+            tokens = sorted({first[c] for c in candidates})
+            spans.append((len(pairs), tokens))
+            pairs += [(ids, [t]) for t in tokens]
+        scores = score_tokens(lm, pairs, batch_size=batch_size)
+        hits: dict[str, list[bool]] = {}
+        for (kind, _, _, answer), (start, tokens) in zip(self.items, spans):
+            best = max(range(len(tokens)), key=lambda j: scores[start + j].logprob)
+            hits.setdefault(kind, []).append(tokens[best] == first[answer])
         return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
