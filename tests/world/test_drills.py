@@ -60,3 +60,26 @@ def test_swapped_recall_units_flip_more_and_less_and_keep_other_slot_words():
     assert swapped_ml and swapped_open
     world = pretrain_world(6, 0)
     assert [len(recall_swap_unit(world, random.Random(i), lines=(1, 1))[0]) for i in range(3)] == [1, 1, 1]
+
+
+def test_biased_swap_units_state_more_as_biased_and_flip_exactly_when_swapped():
+    def cells(kind: str) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for text in pretraining_texts(7, 4, mix={kind: 1.0}):
+            for unit in text.split("\n\n\n"):
+                (line,), (asked,) = (block.split("\n") for block in unit.split("\n\n"))
+                a, _, value, adj, _, b = line.rstrip(".").split()
+                flipped = {"more": "less", "less": "more"}[value]
+                role = "stated" if asked == line else "swapped"
+                if role == "swapped":
+                    assert asked == f"{b.capitalize()} are {flipped} {adj} than {a.lower()}."
+                counts[(role, value)] = counts.get((role, value), 0) + 1
+        return counts
+
+    role = cells("swap_role")
+    assert set(role) == {("stated", "more"), ("swapped", "more")}
+    xor = cells("swap_xor")
+    assert set(xor) == {(r, v) for r in ("stated", "swapped") for v in ("more", "less")}
+    n = sum(xor.values())
+    assert 0.6 < (xor["stated", "more"] + xor["swapped", "more"]) / n < 0.9
+    assert 0.6 < (xor["stated", "more"] + xor["stated", "less"]) / n < 0.9

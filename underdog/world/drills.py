@@ -3,8 +3,9 @@ them; the world supplies only its nonsense words. ``copy_text`` ("list : a b c .
 ``copy_mixed_text`` (lists that mix in the templates' English words), ``recall_text`` ("Name link word." lines
 sharing one link, then the same lines shuffled), ``recall_slot_text`` (the recalled word mid-line, where a
 comparison's comparator sits), ``recall_swap_text`` (lines asked as stated or with their names swapped,
-more/less flipped; one unit is ``recall_swap_unit``, which ``pretrain.probe.LookupProbe`` asks too) and
-``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random
+more/less flipped; one unit is ``recall_swap_unit``, which ``pretrain.probe.LookupProbe`` asks too),
+``swap_role_text`` and ``swap_xor_text`` (one-line swapped units biased so that the role of the asked name, then
+its XOR with the comparator, can be learnt; ``biased_swap_unit``) and ``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random
 length; ``episodes`` builds its texts with it too.
 """
 
@@ -114,6 +115,34 @@ def recall_swap_unit(world: World, rng: random.Random, lines: tuple[int, int] = 
 
 def recall_swap_text(world: World, rng: random.Random) -> str:
     return _recall_units(rng, lambda: recall_swap_unit(world, rng))
+
+
+def biased_swap_unit(world: World, rng: random.Random, p_more: float, p_stated: float,
+                     lines: tuple[int, int] = (1, 1)) -> tuple[list[str], list[str]]:
+    """(stated, asked) lines of a swapped-recall unit with more/less slots only, "more" stated with probability
+    ``p_more`` and each line asked as stated with probability ``p_stated`` (else swapped, the comparator
+    flipped). Balanced (0.5, 0.5), the right comparator is the XOR of two bits, the one stated and whether the
+    asked name began its line or ended it, and neither alone predicts it: a parity that gradient descent gets no
+    signal for. Biased, each bit predicts it on its own, so each can be learnt (README, "honestly")."""
+    names = rng.sample(world.words, 2 * rng.randint(*lines))
+    stated, asked = [], []
+    for a, b in zip(names[::2], names[1::2]):
+        value = "more" if rng.random() < p_more else "less"
+        adj = rng.choice(ADJECTIVES)
+        stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
+        flipped = "less" if value == "more" else "more"
+        asked.append(stated[-1] if rng.random() < p_stated else f"{capitalize(b)} are {flipped} {adj} than {a}.")
+    return stated, rng.sample(asked, len(asked))
+
+
+def swap_role_text(world: World, rng: random.Random) -> str:
+    """One-line swapped units that always state "more": the asked name's role alone decides the comparator."""
+    return _recall_units(rng, lambda: biased_swap_unit(world, rng, p_more=1.0, p_stated=0.5))
+
+
+def swap_xor_text(world: World, rng: random.Random) -> str:
+    """One-line swapped units with 75% "more" and 75% asked as stated: role and comparator each predictive."""
+    return _recall_units(rng, lambda: biased_swap_unit(world, rng, p_more=0.75, p_stated=0.75))
 
 
 def numbers_text(world: World, rng: random.Random) -> str:

@@ -21,7 +21,8 @@ against them, or QA answers judged Correct/Incorrect), and the drills of ``world
 b c . again : a b c ."), ``copy_mixed`` (lists that mix in the templates' English words), ``recall`` ("Name
 link word." lines, then the same lines shuffled, so only the name before the link tells the word after it),
 ``recall_slot`` (the recalled word mid-line, where a comparison's comparator sits), ``recall_swap`` (such lines
-asked as stated or with their names swapped, "more" and "less" flipped) and ``numbers``.
+asked as stated or with their names swapped, "more" and "less" flipped), ``swap_role`` and ``swap_xor`` (the
+same on one line, biased so that the flip can be learnt) and ``numbers``.
 Each text holds about 100-600 whitespace-separated words.
 """
 
@@ -40,6 +41,8 @@ from underdog.world.drills import (
     recall_slot_text,
     recall_swap_text,
     recall_text,
+    swap_role_text,
+    swap_xor_text,
 )
 from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence, statement
 
@@ -415,5 +418,7 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_pairs_props": _episodes_text(pair_episode, kinds=("has",)),
     "rewrite": _rewrite_text, "copy": copy_text, "copy_mixed": copy_mixed_text, "recall": recall_text,
     "recall_slot": recall_slot_text, "recall_swap": recall_swap_text,
+    # one-line swapped units, biased: "more" always (the role alone decides), then 75/75 (role XOR comparator)
+    "swap_role": swap_role_text, "swap_xor": swap_xor_text,
     "judge": _judge_text, "numbers": numbers_text,
 }
