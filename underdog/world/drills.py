@@ -4,9 +4,10 @@ them; the world supplies only its nonsense words. ``copy_text`` ("list : a b c .
 sharing one link, then the same lines shuffled), ``recall_slot_text`` (the recalled word mid-line, where a
 comparison's comparator sits), ``recall_swap_text`` (lines asked as stated or with their names swapped,
 more/less flipped; one unit is ``recall_swap_unit``, which ``pretrain.probe.LookupProbe`` asks too),
-``swap_role_text`` and ``swap_xor_text`` (one-line swapped units biased so that the role of the asked name, then
-its XOR with the comparator, can be learnt; ``biased_swap_unit``) and ``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random
-length; ``episodes`` builds its texts with it too.
+``swap_role_text`` and ``swap_xor_text`` (one-line swapped units biased so that the role of the asked name, and
+then its XOR with the comparator, can be learnt; ``biased_swap_unit``) and ``numbers_text`` (counting, addition,
+comparison). ``fill`` joins units into one pretraining text of a random length; ``episodes`` builds its texts
+with it too.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def biased_swap_unit(world: World, rng: random.Random, p_more: float, p_stated: 
     """(stated, asked) lines of a swapped-recall unit with more/less slots only, "more" stated with probability
     ``p_more`` and each line asked as stated with probability ``p_stated`` (else swapped, the comparator
     flipped). Balanced (0.5, 0.5), the right comparator is the XOR of two bits, the one stated and whether the
-    asked name began its line or ended it, and neither alone predicts it: a parity that gradient descent gets no
-    signal for. Biased, each bit predicts it on its own, so each can be learnt (README, "honestly")."""
+    asked name began its line or ended it, and neither alone predicts it: a parity, which gradient descent gets
+    almost no signal for. Biased, each bit predicts it on its own, so each can be learnt (README, "honestly")."""
     names = rng.sample(world.words, 2 * rng.randint(*lines))
     stated, asked = [], []
     for a, b in zip(names[::2], names[1::2]):
