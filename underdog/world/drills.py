@@ -97,20 +97,28 @@ def recall_slot_text(world: World, rng: random.Random) -> str:
     return _recall_units(rng, unit)
 
 
+_FLIP = {"more": "less", "less": "more"}
+
+
+def _line_and_swap(a: str, b: str, slot: str, adj: str) -> tuple[str, str]:
+    """"A are <slot> <adj> than b." and its swap, "B are <slot'> <adj> than a.", more/less flipped, any other
+    slot word kept."""
+    return (f"{capitalize(a)} are {slot} {adj} than {b}.",
+            f"{capitalize(b)} are {_FLIP.get(slot, slot)} {adj} than {a}.")
+
+
 def recall_swap_unit(world: World, rng: random.Random, lines: tuple[int, int] = (3, 7)) -> tuple[list[str], list[str]]:
     """(stated, asked) lines of a swapped-recall unit: "A are <slot> <adj> than b." lines, then each asked
     as stated or swapped ("B are <slot'> <adj> than a."). Keyed by a name that ended its line, the slot is found
     in that line and, for more/less, flipped ("less" for "more"); an open slot word is kept, so the lookup is
     learnt apart from the flip. Every name is named in one line only; ``lines`` is the range of stated lines."""
-    flip = {"more": "less", "less": "more"}
     names = rng.sample(world.words, 2 * rng.randint(*lines))
     stated, asked = [], []
     for a, b in zip(names[::2], names[1::2]):
         value = rng.choice(("more", "less")) if rng.random() < 0.5 else _english_or_nonsense(world, rng, 0.3)
-        adj = rng.choice(ADJECTIVES)
-        stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
-        swapped = f"{capitalize(b)} are {flip.get(value, value)} {adj} than {a}."
-        asked.append(swapped if rng.random() < 0.5 else stated[-1])
+        line, swapped = _line_and_swap(a, b, value, rng.choice(ADJECTIVES))
+        stated.append(line)
+        asked.append(swapped if rng.random() < 0.5 else line)
     return stated, rng.sample(asked, len(asked))
 
 
@@ -128,11 +136,9 @@ def biased_swap_unit(world: World, rng: random.Random, p_more: float, p_stated: 
     names = rng.sample(world.words, 2 * rng.randint(*lines))
     stated, asked = [], []
     for a, b in zip(names[::2], names[1::2]):
-        value = "more" if rng.random() < p_more else "less"
-        adj = rng.choice(ADJECTIVES)
-        stated.append(f"{capitalize(a)} are {value} {adj} than {b}.")
-        flipped = "less" if value == "more" else "more"
-        asked.append(stated[-1] if rng.random() < p_stated else f"{capitalize(b)} are {flipped} {adj} than {a}.")
+        line, swapped = _line_and_swap(a, b, "more" if rng.random() < p_more else "less", rng.choice(ADJECTIVES))
+        stated.append(line)
+        asked.append(line if rng.random() < p_stated else swapped)
     return stated, rng.sample(asked, len(asked))
 
 
