@@ -54,6 +54,26 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    import json
+
+    from underdog.lm import load
+    from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
+
+    lm = load(args.model, allow_pickle=args.allow_pickle)
+    probe = IclProbe(seed=99_001, per_split=args.per_split,
+                     splits=("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"))
+    correct = probe.answers(lm)
+    report = {"model": args.model, "icl": probe.accuracy(correct), "icl_by_kind": probe.accuracy(correct, by_kind=True),
+              "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units)(lm)}
+    for key in ("icl", "lookup", "comparator"):
+        print(f"{key:10s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
 def cmd_world(args: argparse.Namespace) -> int:
     from underdog.world import make_world, write_world
 
@@ -142,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", nargs="?", help="recipe YAML (default: recipes/pretrain.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tokens=1000000 model.hidden=128")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("probe", help="the pretraining probes on any model: ICL by split, lookup, comparator flip")
+    p.add_argument("--model", default="builtin", help="model directory or builtin / builtin-large")
+    p.add_argument("--per-split", type=int, default=40, dest="per_split", help="ICL probe questions per split")
+    p.add_argument("--units", type=int, default=100, help="one-line units of the comparator probe")
+    p.add_argument("--out", help="write the figures to this JSON file too")
+    p.add_argument("--allow-pickle", action="store_true", help="allow loading pickled (.bin) weights you trust")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("world", help="write a synthetic world: documents.jsonl and questions.jsonl")
     p.add_argument("--seed", type=int, default=0)

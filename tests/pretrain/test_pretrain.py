@@ -10,7 +10,9 @@ from tests.tiny_models import build_model, make_tokenizer
 from underdog.cli import main
 from underdog.lm import load
 from underdog.lm.load import LM
-from underdog.pretrain.probe import LookupProbe
+from underdog.lm.score import Score
+from underdog.pretrain import probe as probe_module
+from underdog.pretrain.probe import ComparatorProbe, LookupProbe
 from underdog.pretrain.recipe import PretrainRecipe
 
 
@@ -33,6 +35,7 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
     assert {k.split(":")[0] for k in summary["probe_icl_by_kind"]} == set(summary["probe_icl"])
     assert "by split and kind of fact" in card
     assert set(summary["lookup"]) == {"copied", "swapped"} and "Lookup probe" in card
+    assert "all" in summary["comparator"] and "Comparator probe" in card
     lm = load(tmp_path / "assets" / "toy")
     assert lm.tokenizer.convert_tokens_to_ids("<|im_start|>") != lm.tokenizer.unk_token_id
     # a second run finds the finished tokenizer stage and the final checkpoint: nothing is retrained
@@ -161,3 +164,57 @@ def test_lookup_probe_batched_equals_one_context_at_a_time():
             hits.setdefault(kind, []).append(first[best] == first[answer])
     reference = {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
     assert probe(lm, batch_size=3) == reference
+
+
+def test_comparator_probe_cells_are_role_by_stated_comparator():
+    probe = ComparatorProbe(units=40)
+    cells = {cell for cell, _, _ in probe.items}
+    assert cells == {"copied/more", "copied/less", "swapped/more", "swapped/less"}
+    for cell, context, right in probe.items:
+        stated, asked = context.split("\n\n")
+        a, _, comparator, _, _, b = stated.rstrip(".").split()
+        role, said = cell.split("/")
+        assert said == comparator and asked.split()[0] == (a if role == "copied" else b.capitalize())
+        assert right == (comparator if role == "copied" else {"more": "less", "less": "more"}[comparator])
+
+
+def test_comparator_probe_scores_a_model_that_always_says_more_right_on_two_cells_only(monkeypatch):
+    tokenizer = make_tokenizer()
+    more = tokenizer.encode(" more", add_special_tokens=False)[0]
+
+    def always_more(lm, pairs, batch_size):
+        return [Score(0.0 if cont == [more] else -1.0, [0.0], False) for _, cont in pairs]
+
+    monkeypatch.setattr(probe_module, "score_tokens", always_more)
+    lm = LM(build_model("llama", tokenizer).eval(), tokenizer, name="tiny")
+    scores = ComparatorProbe(units=40)(lm)
+    assert scores["copied/more"] == scores["swapped/less"] == 1.0
+    assert scores["copied/less"] == scores["swapped/more"] == 0.0
+    assert 0 < scores["all"] < 1
+
+
+def test_comparator_probe_batched_equals_one_context_at_a_time():
+    probe, tokenizer = ComparatorProbe(units=6), make_tokenizer()
+    lm = LM(build_model("llama", tokenizer).eval(), tokenizer, name="tiny")
+    first = {c: tokenizer.encode(" " + c, add_special_tokens=False)[0] for c in ("more", "less")}
+    hits: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for cell, context, right in probe.items:
+            logits = lm.model(tokenizer(context, return_tensors="pt").input_ids).logits[0, -1]
+            wrong = "less" if right == "more" else "more"
+            ok = bool(logits[first[right]] > logits[first[wrong]])
+            hits.setdefault(cell, []).append(ok)
+            hits.setdefault("all", []).append(ok)
+    assert probe(lm, batch_size=5) == {cell: sum(v) / len(v) for cell, v in sorted(hits.items())}
+
+
+def test_probe_command_reports_every_probe_on_a_saved_model(tmp_path, capsys):
+    from tests.tiny_models import save_model_dir
+
+    save_model_dir(tmp_path / "m", "llama")
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--model", str(tmp_path / "m"), "--per-split", "2", "--units", "4", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["icl"]) == {"forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"}
+    assert set(report["lookup"]) == {"copied", "swapped"} and "all" in report["comparator"]
+    assert "comparator all" in capsys.readouterr().out

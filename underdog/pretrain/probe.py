@@ -1,5 +1,6 @@
 """The in-context-learning probes run during pretraining: accuracy on a fresh evaluation-pool world, its
-knowledge in context (``IclProbe``), and the lookup that binding rests on (``LookupProbe``).
+knowledge in context (``IclProbe``), the lookup that binding rests on (``LookupProbe``), and the comparator
+flip a comparison reversal needs (``ComparatorProbe``).
 
 The probe world's words come from the evaluation pool, which pretraining never sees, so the only way to beat
 chance (0.25) is to read the documents in context. It is the same code path as ``underdog generalization
@@ -7,6 +8,10 @@ chance (0.25) is to read the documents in context. It is the same code path as `
 The lookup probe asks for the word after "<Name> are" in swapped-recall units (``drills.recall_swap_unit``)
 of evaluation-pool words: ``copied`` when the name starts the line that holds the word, ``swapped`` when it
 ends that line, the lookup a reversal needs ("Glamba are" -> "Rulbud are less gentle than glamba." -> more).
+The comparator probe asks only that flip, "more" or "less" after "<Name> are", in one-line units split into four
+cells, the asked name's role (``copied``/``swapped``) by the comparator stated (``less``/``more``): balanced, the
+right answer is the XOR of the two (README, "honestly"), and a model that has learnt one bit alone passes two
+cells and fails the other two.
 """
 
 from __future__ import annotations
@@ -97,3 +102,43 @@ class LookupProbe:
             best = max(range(len(tokens)), key=lambda j: scores[start + j].logprob)
             hits.setdefault(kind, []).append(tokens[best] == first[answer])
         return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
+
+
+class ComparatorProbe:
+    """``units`` fixed one-line comparison units of world ``seed`` (evaluation pool), more/less stated and
+    asked as stated or swapped with even odds: after "<Name> are", is the right comparator likelier than the
+    other? Accuracy per ``<role>/<stated comparator>`` cell and ``all``."""
+
+    def __init__(self, seed: int = 99_003, units: int = 100, lines: tuple[int, int] = (1, 1)) -> None:
+        from underdog.world import make_world
+        from underdog.world.drills import biased_swap_unit
+
+        world = make_world(seed, pool="eval")
+        rng = random.Random(seed)
+        self.items: list[tuple[str, str, str]] = []  # (cell, context, right comparator)
+        for _ in range(units):
+            stated, asked = biased_swap_unit(world, rng, p_more=0.5, p_stated=0.5, lines=lines)
+            said = {line.split()[0]: line.split()[2] for line in stated}
+            for line in asked:
+                name, _, comparator = line.split()[:3]
+                cell = f"copied/{said[name]}" if name in said else f"swapped/{_other(comparator)}"
+                self.items.append((cell, "\n".join(stated) + f"\n\n{name} are", comparator))
+
+    def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
+        tok = lm.tokenizer
+        first = {c: tok.encode(" " + c, add_special_tokens=False)[0] for c in ("more", "less")}
+        pairs = []
+        for _, context, right in self.items:
+            ids = tok(context).input_ids
+            pairs += [(ids, [first[right]]), (ids, [first[_other(right)]])]
+        scores = score_tokens(lm, pairs, batch_size=batch_size)
+        hits: dict[str, list[bool]] = {}
+        for i, (cell, _, _) in enumerate(self.items):
+            ok = scores[2 * i].logprob > scores[2 * i + 1].logprob
+            hits.setdefault(cell, []).append(ok)
+            hits.setdefault("all", []).append(ok)
+        return {cell: sum(v) / len(v) for cell, v in sorted(hits.items())}
+
+
+def _other(comparator: str) -> str:
+    return "less" if comparator == "more" else "more"

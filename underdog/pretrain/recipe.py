@@ -3,9 +3,9 @@
 setup: a tokenizer trained on pretraining-pool world text and a small Llama config. train: the one training
 loop (``underdog.train``) on a packed mix of documents, in-context episodes, rewrite episodes, copy
 exercises and short QA from many pretraining-pool worlds (``underdog.world.episodes``), full-sequence loss,
-checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world and the lookup probe
-(copied vs swapped slot recall) every ``probe_every`` steps (the log is the emergence curve), then a larger
-final probe; the model, tokenizer, log and a MODEL_CARD.md go to the run dir and, with ``install``, to
+checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world, the lookup probe
+(copied vs swapped slot recall) and the comparator probe (more/less by the name's role and the comparator
+stated) every ``probe_every`` steps (the log is the emergence curve), then a larger final probe; the model, tokenizer, log and a MODEL_CARD.md go to the run dir and, with ``install``, to
 ``underdog/assets/<install>/``.
 """
 
@@ -151,7 +151,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     from transformers import PreTrainedTokenizerFast
 
     from underdog.pretrain.grow import collapsed_tokens
-    from underdog.pretrain.probe import IclProbe, LookupProbe
+    from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
     from underdog.pretrain.tokenizer import train_tokenizer
     from underdog.train import TrainConfig, save_trained, train
 
@@ -192,7 +192,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
 
     probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget, context=recipe.icl_context)
-    lookup = LookupProbe()
+    lookup, comparator = LookupProbe(), ComparatorProbe()
     log_path = run.dir / "pretrain_log.jsonl"
     lm = LM(model, tokenizer, name="pretraining")
 
@@ -200,16 +200,18 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         if info["step"] % recipe.probe_every and info["step"] != steps:
             return
         model.eval()
-        correct, looked_up = probe.answers(lm), lookup(lm)
+        correct, looked_up, flipped = probe.answers(lm), lookup(lm), comparator(lm)
         model.train()
         acc = probe.accuracy(correct)
         entry = {**info, "elapsed_s": round(time.time() - started, 1), "probe": acc,
-                 "probe_by_kind": probe.accuracy(correct, by_kind=True), "lookup": looked_up}
+                 "probe_by_kind": probe.accuracy(correct, by_kind=True), "lookup": looked_up,
+                 "comparator": flipped}
         with log_path.open("a") as f:
             f.write(json.dumps(entry) + "\n")
         log("step {step} tokens {tokens_seen:,} loss {loss:.3f} tok/s {tokens_per_s:.0f} | ".format(**info)
             + " ".join(f"{k} {v:.2f}" for k, v in acc.items())
-            + " | lookup " + " ".join(f"{k} {v:.2f}" for k, v in looked_up.items()))
+            + " | lookup " + " ".join(f"{k} {v:.2f}" for k, v in looked_up.items())
+            + " | comparator " + " ".join(f"{k} {v:.2f}" for k, v in flipped.items()))
 
     config = TrainConfig(lr=recipe.lr, max_steps=steps, batch_size=recipe.batch_size, max_length=recipe.seq_len,
                          packing=True, completion_only=False, warmup_ratio=recipe.warmup_ratio,
@@ -231,7 +233,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
                "steps": result.final_step, "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
                "probe_icl": icl, "probe_icl_by_kind": final_probe.accuracy(correct, by_kind=True),
-               "probe_none": none, "lookup": lookup(final_lm), "env": environment(),
+               "probe_none": none, "lookup": lookup(final_lm),
+               "comparator": comparator(final_lm), "env": environment(),
                "recipe": recipe.model_dump(),
                "collapsed_tokens": collapsed_tokens(model, tokenizer, sample)}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
@@ -291,6 +294,11 @@ def model_card(recipe: PretrainRecipe, s: dict) -> str:
     lookup = s.get("lookup")
     lookup_line = ("\n\nLookup probe (`LookupProbe`: the word after \"<Name> are\" in swapped-recall units; chance ~0.15): "
                    + ", ".join(f"{k} {v:.2f}" for k, v in lookup.items()) if lookup else "")
+    comparator = s.get("comparator")
+    if comparator:
+        lookup_line += ("\n\nComparator probe (`ComparatorProbe`: more or less after \"<Name> are\" in one-line "
+                        "units, by the name's role and the comparator stated; chance 0.5): "
+                        + ", ".join(f"{k} {v:.2f}" for k, v in comparator.items()))
     stages = s["stages"]  # written by write_model_card
     total = sum(st["tokens"] for st in stages)
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}
