@@ -5,8 +5,8 @@ loop (``underdog.train``) on a packed mix of documents, in-context episodes, rew
 exercises and short QA from many pretraining-pool worlds (``underdog.world.episodes``), full-sequence loss,
 checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world, the lookup probe
 (copied vs swapped slot recall) and the comparator probe (more/less by the name's role and the comparator
-stated) every ``probe_every`` steps (the log is the emergence curve), then a larger final probe; the model, tokenizer, log and a MODEL_CARD.md go to the run dir and, with ``install``, to
-``underdog/assets/<install>/``.
+stated) every ``probe_every`` steps (the log is the emergence curve), then a larger final probe; the model,
+tokenizer, log and a MODEL_CARD.md go to the run dir and, with ``install``, to ``underdog/assets/<install>/``.
 """
 
 from __future__ import annotations
