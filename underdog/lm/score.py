@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from underdog.lm.kv import cache_kwargs, returned_cache
 from underdog.lm.load import LM
 
 
@@ -149,7 +150,7 @@ def _run_batch(lm: LM, batch, pairs, results, share_context: bool) -> None:
         positions = (prefix_mask.cumsum(1) - 1).clamp(min=0)
         out = model(input_ids=ids.to(device), attention_mask=prefix_mask.to(device),
                     position_ids=positions.to(device), use_cache=True, logits_to_keep=1)
-        past = out.past_key_values
+        past = returned_cache(out)
         index = torch.tensor(row_group, device=device)
         past.batch_select_indices(index)
         prefix_mask = prefix_mask[torch.tensor(row_group)]
@@ -163,7 +164,7 @@ def _run_batch(lm: LM, batch, pairs, results, share_context: bool) -> None:
     positions = prefix_len[torch.tensor(row_group)].unsqueeze(1) + torch.arange(r_max).unsqueeze(0)
     full_mask = mask if prefix_mask is None else torch.cat([prefix_mask, mask], dim=1)
     logits = model(input_ids=ids.to(device), attention_mask=full_mask.to(device), position_ids=positions.to(device),
-                   past_key_values=past, use_cache=past is not None).logits
+                   **cache_kwargs(past), use_cache=past is not None).logits
     for r, i in enumerate(row_ids):
         cont = pairs[i][1]
         n_in = len(row_inputs[r])

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from underdog.lm.generate import Sample
+from underdog.lm.kv import cache_kwargs, returned_cache
 
 Segment = list[int] | torch.Tensor  # token ids, or (k, hidden) embeddings
 
@@ -97,7 +98,7 @@ def prefill(tuned: Tuned, prompts: Sequence[Sequence[int]]) -> tuple[State, torc
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     out = tuned.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True,
                       logits_to_keep=1)
-    return State(out.past_key_values, mask, mask.sum(1)), out.logits[:, -1].float()
+    return State(returned_cache(out), mask, mask.sum(1)), out.logits[:, -1].float()
 
 
 @torch.no_grad()
@@ -147,8 +148,8 @@ def decode(tuned: Tuned, prompts: Sequence[Sequence[int]], n: int = 1, method: s
         tokens = torch.where(feed_dev, y, torch.full_like(y, pad))
         state.mask = torch.cat([state.mask, feed_dev.long()[:, None]], 1)
         out = tuned.model(inputs_embeds=tuned.embed(tokens)[:, None], attention_mask=state.mask,
-                          position_ids=state.pos[:, None], past_key_values=state.past, use_cache=True)
-        state.past, logits = out.past_key_values, out.logits[:, -1].float()
+                          position_ids=state.pos[:, None], **cache_kwargs(state.past), use_cache=True)
+        state.past, logits = returned_cache(out), out.logits[:, -1].float()
         state.pos = state.pos + feed_dev.long()
         ended = feed & period[y_cpu] if stop_at_period else torch.zeros_like(feed)
         for r in torch.nonzero(ended).flatten().tolist():
@@ -229,7 +230,7 @@ def suffix_logits(tuned: Tuned, state: State, suffixes: Sequence[Sequence[Segmen
         past_mask, pos = past_mask[rows], pos[rows]
     positions = pos[:, None] + torch.arange(length, device=dev)[None]
     out = tuned.model(inputs_embeds=embeds, attention_mask=torch.cat([past_mask, mask], 1), position_ids=positions,
-                      past_key_values=past, use_cache=True)
+                      **cache_kwargs(past), use_cache=True)
     if keep_cache:
         past.crop(-length)  # drop the suffix again
     last = torch.tensor([p.shape[0] - 1 for p in parts], device=dev)
