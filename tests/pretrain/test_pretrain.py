@@ -218,3 +218,9 @@ def test_probe_command_reports_every_probe_on_a_saved_model(tmp_path, capsys):
     assert set(report["icl"]) == {"forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"}
     assert set(report["lookup"]) == {"copied", "swapped"} and "all" in report["comparator"]
     assert "comparator all" in capsys.readouterr().out
+
+
+def test_recipe_world_overrides_name_the_allowed_keys():
+    assert PretrainRecipe(world={"p_more": 0.75}).world == {"p_more": 0.75}
+    with pytest.raises(ValidationError, match=r"unknown world key\(s\) \['p_mor'\]; allowed: .*'p_more'"):
+        PretrainRecipe(world={"p_mor": 0.75})

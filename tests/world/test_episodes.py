@@ -243,3 +243,18 @@ def test_pair_episodes_narrowed_to_one_kind_state_and_ask_only_that_kind(worlds,
         assert all(set(q["support"]) <= set(ep.context) for ep in episodes for q in ep.questions)
     flips = [pair_episode(world, rng, kinds=("comparison",), splits=("reversal",)) for world in worlds]
     assert {q["split"] for ep in flips for q in ep.questions} == {"reversal"}
+
+
+def test_pretraining_worlds_can_bias_the_stated_comparator_and_the_default_is_unchanged():
+    from underdog.world.episodes import pretrain_world
+
+    def shares(overrides):
+        rels = [f.rel for i in range(12) for f in pretrain_world(3, i, overrides).knowledge.facts
+                if f.kind == "comparison"]
+        return rels.count("more") / len(rels), len(rels)
+
+    even, n = shares(None)
+    assert shares({"p_more": 0.5}) == (even, n)  # the same draws: default worlds are not changed
+    assert 0.4 < even < 0.6 and shares({"p_more": 1.0})[0] == 1.0 and shares({"p_more": 0.2})[0] < 0.35
+    texts = pretraining_texts(1, 40, {"icl_pairs_compare": 1.0}, world={"p_more": 1.0})
+    assert " less " not in "\n\n".join(t.split("\n\n")[0] for t in texts)  # contexts state "more" alone

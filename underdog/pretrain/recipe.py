@@ -58,6 +58,8 @@ class PretrainRecipe(Strict):
     icl_budget: int = Field(768, gt=0)  # tokens of documents + question in the probe's ICL prompts
     icl_context: Literal["retrieved", "documents"] = "retrieved"  # the probe's ICL prompts (methods.icl)
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
+    # overrides of the pretraining worlds' sizes (world.DEFAULT_SIZES), e.g. {p_more: 0.75}
+    world: dict[str, float] = {}
     init_from: str | None = None  # continue from a finished model dir (same tokenizer), e.g. a longer schedule
     tokenizer_from: str | None = None  # a fresh model with an existing model dir's tokenizer (e.g. "builtin")
     # groups of single tokens whose collapsed embeddings are re-drawn apart before an init_from stage trains
@@ -69,13 +71,19 @@ class PretrainRecipe(Strict):
     def _separate_needs_init(self) -> PretrainRecipe:
         if self.separate_tokens and not self.init_from:
             raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
+        from underdog.world import DEFAULT_SIZES
+
+        unknown = sorted(set(self.world) - set(DEFAULT_SIZES))
+        if unknown:
+            raise ValueError(f"unknown world key(s) {unknown}; allowed: {sorted(DEFAULT_SIZES)}")
         return self
 
 
 def _texts(seed: int, n: int, recipe: PretrainRecipe) -> list[str]:
     from underdog.world.episodes import pretraining_texts
 
-    return pretraining_texts(seed, n, recipe.mix, workers=recipe.data_workers or os.cpu_count() or 1)
+    return pretraining_texts(seed, n, recipe.mix, workers=recipe.data_workers or os.cpu_count() or 1,
+                             world=recipe.world)
 
 
 def build_model(recipe: PretrainRecipe, tokenizer):

@@ -55,6 +55,7 @@ DEFAULT_SIZES: dict[str, int | float] = {
     "doc_max": 12,
     "max_inherited": 4,  # syllogism questions per category
     "max_holdout": 6,  # holdout questions per holdout category
+    "p_more": 0.5,  # share of comparisons stated with "more" (the rest "less"); pretraining can bias it
 }
 
 
@@ -107,7 +108,7 @@ def make_world(seed: int, pool: str = "eval", **sizes: int | float) -> World:
     lex = Lexicon(seed, pool)
     rng = random.Random(f"underdog-world-{pool}-{seed}")
     kn = Knowledge()
-    add_comparisons(kn, lex, rng, int(s["n_dimensions"]), int(s["chain_length"]))
+    add_comparisons(kn, lex, rng, int(s["n_dimensions"]), int(s["chain_length"]), float(s["p_more"]))
     add_syllogisms(kn, lex, rng, int(s["n_syllogisms"]))
     if s["n_categories"]:
         add_hierarchy(kn, lex, rng, int(s["n_categories"]), int(s["n_roots"]), int(s["max_depth"]),

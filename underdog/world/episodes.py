@@ -64,36 +64,40 @@ class Episode:
     questions: list[dict]
 
 
-def pretrain_world(seed: int, index: int) -> World:
-    """The ``index``-th small pretraining world of ``seed`` (random small sizes, ``pool="pretrain"``)."""
+def pretrain_world(seed: int, index: int, overrides: Mapping[str, float] | None = None) -> World:
+    """The ``index``-th small pretraining world of ``seed`` (random small sizes, ``pool="pretrain"``); any of
+    ``world.DEFAULT_SIZES`` in ``overrides`` replaces the drawn value (e.g. ``{"p_more": 0.75}``)."""
     r = random.Random(f"underdog-pretrain-sizes-{seed}-{index}")
     sizes = {"n_dimensions": r.randint(2, 6), "chain_length": r.randint(3, 6), "n_syllogisms": r.randint(3, 12),
              "n_categories": r.randint(8, 24), "n_roots": r.randint(1, 3), "max_properties": r.randint(2, 5),
              "n_families": r.randint(1, 4), "doc_max": r.randint(6, 14)}
-    return make_world(seed * 100_003 + index, pool="pretrain", **sizes)
+    return make_world(seed * 100_003 + index, pool="pretrain", **{**sizes, **(overrides or {})})
 
 
-def pretrain_worlds(seed: int, count: int, workers: int = 1) -> Iterator[World]:
+def pretrain_worlds(seed: int, count: int, workers: int = 1,
+                    overrides: Mapping[str, float] | None = None) -> Iterator[World]:
     """``pretrain_world(seed, 0 .. count - 1)`` in order. With ``workers`` > 1 (and at least two worlds a
     worker) they are built in that many spawned processes, at most ``4 * workers`` ahead of the consumer; a
     world depends only on its seed and index, so the result is the same."""
     if workers <= 1 or count < 2 * workers:
-        yield from (pretrain_world(seed, i) for i in range(count))
+        yield from (pretrain_world(seed, i, overrides) for i in range(count))
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        ahead = [pool.submit(pretrain_world, seed, i) for i in range(min(count, 4 * workers))]
+        ahead = [pool.submit(pretrain_world, seed, i, overrides) for i in range(min(count, 4 * workers))]
         for i in range(count):
             world = ahead.pop(0).result()
             if i + len(ahead) + 1 < count:
-                ahead.append(pool.submit(pretrain_world, seed, i + len(ahead) + 1))
+                ahead.append(pool.submit(pretrain_world, seed, i + len(ahead) + 1, overrides))
             yield world
 
 
-def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None, workers: int = 1) -> list[str]:
-    """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights. Worlds
+def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None, workers: int = 1,
+                      world: Mapping[str, float] | None = None) -> list[str]:
+    """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights and
+    ``world`` overrides the pretraining worlds' sizes (``pretrain_world``). Worlds
     take two thirds of the time and are built in ``workers`` processes; the texts are the same for any
     number of workers."""
     mix = dict(DEFAULT_MIX if mix is None else mix)
@@ -103,7 +107,7 @@ def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None,
     kinds, weights = list(mix), list(mix.values())
     rng = random.Random(f"underdog-episodes-{seed}")
     texts: list[str] = []
-    worlds = pretrain_worlds(seed, -(-n // TEXTS_PER_WORLD), workers)
+    worlds = pretrain_worlds(seed, -(-n // TEXTS_PER_WORLD), workers, world)
     for i in range(n):
         if i % TEXTS_PER_WORLD == 0:
             world = next(worlds)

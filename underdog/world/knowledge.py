@@ -135,14 +135,17 @@ class Knowledge:
         return out
 
 
-def add_comparisons(kn: Knowledge, lex: Lexicon, rng: random.Random, n_dimensions: int, chain_length: int) -> None:
+def add_comparisons(kn: Knowledge, lex: Lexicon, rng: random.Random, n_dimensions: int, chain_length: int,
+                    p_more: float = 0.5) -> None:
+    """Chains of ``chain_length`` entities per adjective, each link stated as "hi are more <adj> than lo" with
+    probability ``p_more``, else as "lo are less <adj> than hi"."""
     if n_dimensions > len(ADJECTIVES):
         raise ValueError(f"n_dimensions is at most {len(ADJECTIVES)}")
     for adj in rng.sample(ADJECTIVES, n_dimensions):
         ents = [lex.noun() for _ in range(chain_length)]
         kn.chains.append((adj, ents))
         for hi, lo in zip(ents, ents[1:]):
-            if rng.random() < 0.5:
+            if rng.random() < p_more:
                 kn.add("comparison", "more", hi, lo, adj)
             else:
                 kn.add("comparison", "less", lo, hi, adj)
