@@ -218,3 +218,8 @@ def test_load_error_bad_json_and_doc(tmp_path):
 def test_unknown_size_is_an_error():
     with pytest.raises(TypeError, match="n_dragons"):
         make_world(0, n_dragons=3)
+
+
+def test_p_more_must_be_a_probability():
+    with pytest.raises(ValueError, match="p_more is a probability"):
+        make_world(0, p_more=1.5)

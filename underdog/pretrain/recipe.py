@@ -71,6 +71,10 @@ class PretrainRecipe(Strict):
     def _separate_needs_init(self) -> PretrainRecipe:
         if self.separate_tokens and not self.init_from:
             raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
+        return self
+
+    @model_validator(mode="after")
+    def _world_keys_known(self) -> PretrainRecipe:
         from underdog.world import DEFAULT_SIZES
 
         unknown = sorted(set(self.world) - set(DEFAULT_SIZES))

@@ -141,6 +141,8 @@ def add_comparisons(kn: Knowledge, lex: Lexicon, rng: random.Random, n_dimension
     probability ``p_more``, else as "lo are less <adj> than hi"."""
     if n_dimensions > len(ADJECTIVES):
         raise ValueError(f"n_dimensions is at most {len(ADJECTIVES)}")
+    if not 0 <= p_more <= 1:
+        raise ValueError(f"p_more is a probability (0 to 1), got {p_more}")
     for adj in rng.sample(ADJECTIVES, n_dimensions):
         ents = [lex.noun() for _ in range(chain_length)]
         kn.chains.append((adj, ents))
