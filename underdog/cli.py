@@ -60,12 +60,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from underdog.lm import load
     from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
 
+    lo, _, hi = args.lines.partition("-")
+    if not (lo.isdigit() and (hi or lo).isdigit() and 1 <= int(lo) <= int(hi or lo)):
+        raise UnderdogError(f"--lines takes N or LO-HI stated lines a unit (1 or more), got {args.lines!r}")
     lm = load(args.model, allow_pickle=args.allow_pickle)
     probe = IclProbe(seed=99_001, per_split=args.per_split,
                      splits=("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"))
     correct = probe.answers(lm)
     report = {"model": args.model, "icl": probe.accuracy(correct), "icl_by_kind": probe.accuracy(correct, by_kind=True),
-              "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units)(lm)}
+              "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units, lines=(int(lo), int(hi or lo)))(lm)}
     for key in ("icl", "lookup", "comparator"):
         print(f"{key:10s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
     if args.out:
@@ -166,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", help="the pretraining probes on any model: ICL by split, lookup, comparator flip")
     p.add_argument("--model", default="builtin", help="model directory or builtin / builtin-large")
     p.add_argument("--per-split", type=int, default=40, dest="per_split", help="ICL probe questions per split")
-    p.add_argument("--units", type=int, default=100, help="one-line units of the comparator probe")
+    p.add_argument("--units", type=int, default=100, help="units of the comparator probe")
+    p.add_argument("--lines", default="1", help="stated lines a comparator unit: N or LO-HI (default 1)")
     p.add_argument("--out", help="write the figures to this JSON file too")
     p.add_argument("--allow-pickle", action="store_true", help="allow loading pickled (.bin) weights you trust")
     p.set_defaults(func=cmd_probe)

@@ -224,3 +224,20 @@ def test_recipe_world_overrides_name_the_allowed_keys():
     assert PretrainRecipe(world={"p_more": 0.75}).world == {"p_more": 0.75}
     with pytest.raises(ValidationError, match=r"unknown world key\(s\) \['p_mor'\]; allowed: .*'p_more'"):
         PretrainRecipe(world={"p_mor": 0.75})
+
+
+def test_probe_command_names_a_bad_line_range(capsys):
+    assert main(["probe", "--model", "builtin", "--lines", "3-1"]) == 2
+    assert "--lines takes N or LO-HI" in capsys.readouterr().err
+
+
+def test_comparator_probe_with_several_lines_asks_each_stated_line():
+    probe = ComparatorProbe(units=10, lines=(2, 3))
+    for cell, context, right in probe.items:
+        stated, asked = context.split("\n\n")
+        assert 2 <= len(stated.split("\n")) <= 3
+        name = asked.split()[0]
+        line = next(x for x in stated.split("\n") if name in (x.split()[0], x.rstrip(".").split()[-1].capitalize()))
+        copied = line.split()[0] == name
+        assert cell.startswith("copied" if copied else "swapped")
+        assert right == (line.split()[2] if copied else {"more": "less", "less": "more"}[line.split()[2]])
