@@ -59,16 +59,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     from underdog.lm import load
     from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
+    from underdog.world import SPLITS
 
     lo, _, hi = args.lines.partition("-")
     if not (lo.isdigit() and (hi or lo).isdigit() and 1 <= int(lo) <= int(hi or lo)):
         raise UnderdogError(f"--lines takes N or LO-HI stated lines a unit (1 or more), got {args.lines!r}")
+    lines = (int(lo), int(hi or lo))
     lm = load(args.model, allow_pickle=args.allow_pickle)
-    probe = IclProbe(seed=99_001, per_split=args.per_split,
-                     splits=("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"))
+    probe = IclProbe(seed=99_001, per_split=args.per_split, splits=SPLITS)
     correct = probe.answers(lm)
     report = {"model": args.model, "icl": probe.accuracy(correct), "icl_by_kind": probe.accuracy(correct, by_kind=True),
-              "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units, lines=(int(lo), int(hi or lo)))(lm)}
+              "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units, lines=lines)(lm),
+              "comparator_lines": list(lines)}
     for key in ("icl", "lookup", "comparator"):
         print(f"{key:10s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
     if args.out:
