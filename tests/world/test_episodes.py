@@ -256,5 +256,5 @@ def test_pretraining_worlds_can_bias_the_stated_comparator_and_the_default_is_un
     even, n = shares(None)
     assert shares({"p_more": 0.5}) == (even, n)  # the same draws: default worlds are not changed
     assert 0.4 < even < 0.6 and shares({"p_more": 1.0})[0] == 1.0 and shares({"p_more": 0.2})[0] < 0.35
-    texts = pretraining_texts(1, 40, {"icl_pairs_compare": 1.0}, world={"p_more": 1.0})
+    texts = pretraining_texts(1, 40, {"icl_pairs_compare": 1.0}, world_sizes={"p_more": 1.0})
     assert " less " not in "\n\n".join(t.split("\n\n")[0] for t in texts)  # contexts state "more" alone

@@ -111,7 +111,7 @@ class ComparatorProbe:
 
     def __init__(self, seed: int = 99_003, units: int = 100, lines: tuple[int, int] = (1, 1)) -> None:
         from underdog.world import make_world
-        from underdog.world.drills import biased_swap_unit
+        from underdog.world.drills import FLIP, biased_swap_unit
 
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)
@@ -121,16 +121,18 @@ class ComparatorProbe:
             said = {line.split()[0]: line.split()[2] for line in stated}
             for line in asked:
                 name, _, comparator = line.split()[:3]
-                cell = f"copied/{said[name]}" if name in said else f"swapped/{_other(comparator)}"
+                cell = f"copied/{said[name]}" if name in said else f"swapped/{FLIP[comparator]}"
                 self.items.append((cell, "\n".join(stated) + f"\n\n{name} are", comparator))
 
     def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
+        from underdog.world.drills import FLIP
+
         tok = lm.tokenizer
-        first = {c: tok.encode(" " + c, add_special_tokens=False)[0] for c in ("more", "less")}
+        first = {c: tok.encode(" " + c, add_special_tokens=False)[0] for c in FLIP}
         pairs = []
         for _, context, right in self.items:
             ids = tok(context).input_ids
-            pairs += [(ids, [first[right]]), (ids, [first[_other(right)]])]
+            pairs += [(ids, [first[right]]), (ids, [first[FLIP[right]]])]
         scores = score_tokens(lm, pairs, batch_size=batch_size)
         hits: dict[str, list[bool]] = {}
         for i, (cell, _, _) in enumerate(self.items):
@@ -138,7 +140,3 @@ class ComparatorProbe:
             hits.setdefault(cell, []).append(ok)
             hits.setdefault("all", []).append(ok)
         return {cell: sum(v) / len(v) for cell, v in sorted(hits.items())}
-
-
-def _other(comparator: str) -> str:
-    return "less" if comparator == "more" else "more"

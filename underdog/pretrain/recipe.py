@@ -87,7 +87,7 @@ def _texts(seed: int, n: int, recipe: PretrainRecipe) -> list[str]:
     from underdog.world.episodes import pretraining_texts
 
     return pretraining_texts(seed, n, recipe.mix, workers=recipe.data_workers or os.cpu_count() or 1,
-                             world=recipe.world)
+                             world_sizes=recipe.world)
 
 
 def build_model(recipe: PretrainRecipe, tokenizer):

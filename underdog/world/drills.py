@@ -97,14 +97,15 @@ def recall_slot_text(world: World, rng: random.Random) -> str:
     return _recall_units(rng, unit)
 
 
-_FLIP = {"more": "less", "less": "more"}
+FLIP: dict[str, str] = {"more": "less", "less": "more"}
+"""The comparator a swapped comparison takes."""
 
 
 def _line_and_swap(a: str, b: str, slot: str, adj: str) -> tuple[str, str]:
     """"A are <slot> <adj> than b." and its swap, "B are <slot'> <adj> than a.", more/less flipped, any other
     slot word kept."""
     return (f"{capitalize(a)} are {slot} {adj} than {b}.",
-            f"{capitalize(b)} are {_FLIP.get(slot, slot)} {adj} than {a}.")
+            f"{capitalize(b)} are {FLIP.get(slot, slot)} {adj} than {a}.")
 
 
 def recall_swap_unit(world: World, rng: random.Random, lines: tuple[int, int] = (3, 7)) -> tuple[list[str], list[str]]:

@@ -95,9 +95,9 @@ def pretrain_worlds(seed: int, count: int, workers: int = 1,
 
 
 def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None, workers: int = 1,
-                      world: Mapping[str, float] | None = None) -> list[str]:
+                      world_sizes: Mapping[str, float] | None = None) -> list[str]:
     """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights and
-    ``world`` overrides the pretraining worlds' sizes (``pretrain_world``). Worlds
+    ``world_sizes`` overrides the pretraining worlds' sizes (``pretrain_world``). Worlds
     take two thirds of the time and are built in ``workers`` processes; the texts are the same for any
     number of workers."""
     mix = dict(DEFAULT_MIX if mix is None else mix)
@@ -107,7 +107,7 @@ def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None,
     kinds, weights = list(mix), list(mix.values())
     rng = random.Random(f"underdog-episodes-{seed}")
     texts: list[str] = []
-    worlds = pretrain_worlds(seed, -(-n // TEXTS_PER_WORLD), workers, world)
+    worlds = pretrain_worlds(seed, -(-n // TEXTS_PER_WORLD), workers, world_sizes)
     for i in range(n):
         if i % TEXTS_PER_WORLD == 0:
             world = next(worlds)
