@@ -79,10 +79,31 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def world_sizes(pairs: list[str]) -> dict[str, int | float]:
+    """``--size KEY=VALUE`` pairs as world sizes, each value of its default's type (``p_more=1`` is 1.0)."""
+    from underdog.world import DEFAULT_SIZES
+
+    sizes: dict[str, int | float] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if key not in DEFAULT_SIZES:
+            raise UnderdogError(f"--size {pair!r}: unknown world size {key!r}; known: {', '.join(DEFAULT_SIZES)}")
+        kind = type(DEFAULT_SIZES[key])
+        try:
+            sizes[key] = kind(value if eq else "")
+        except ValueError:
+            raise UnderdogError(f"--size {pair!r}: {key} takes a{'n integer' if kind is int else ' number'}, "
+                                f"e.g. {key}={DEFAULT_SIZES[key]}") from None
+    return sizes
+
+
 def cmd_world(args: argparse.Namespace) -> int:
     from underdog.world import make_world, write_world
 
-    world = make_world(args.seed, pool=args.pool)
+    try:
+        world = make_world(args.seed, pool=args.pool, **world_sizes(args.size))
+    except ValueError as e:
+        raise UnderdogError(f"--size: {e}") from None
     out = write_world(world, args.out)
     print(f"world seed {args.seed}: {len(world.documents)} documents, questions per split {world.counts()} -> {out}")
     return 0
@@ -180,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("world", help="write a synthetic world: documents.jsonl and questions.jsonl")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool", choices=["eval", "pretrain"], default="eval")
+    p.add_argument("--size", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override world sizes, e.g. p_more=1.0 (every comparison stated with 'more') n_families=10")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_world)
 

@@ -223,3 +223,19 @@ def test_unknown_size_is_an_error():
 def test_p_more_must_be_a_probability():
     with pytest.raises(ValueError, match="p_more is a probability"):
         make_world(0, p_more=1.5)
+
+
+def test_world_command_takes_size_overrides_and_names_a_bad_key(tmp_path, capsys):
+    from underdog.cli import main
+
+    assert main(["world", "--seed", "3", "--size", "p_more=1", "n_families=5", "--out", str(tmp_path / "w")]) == 0
+    facts = [json.loads(line) for line in (tmp_path / "w" / "facts.jsonl").read_text().splitlines()]
+    stated = [f["rel"] for f in facts if f["kind"] == "comparison"]
+    sizes = json.loads((tmp_path / "w" / "world.json").read_text())["sizes"]
+    assert stated and set(stated) == {"more"} and sizes["n_families"] == 5 and sizes["p_more"] == 1.0
+    assert main(["world", "--seed", "3", "--size", "p_mor=1", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown world size 'p_mor'" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["world", "--seed", "3", "--size", "n_families=many", "--out", str(tmp_path / "x")]) == 2
+    assert "n_families takes an integer" in capsys.readouterr().err
+    assert main(["world", "--seed", "3", "--size", "p_more=2", "--out", str(tmp_path / "x")]) == 2
+    assert "p_more is a probability" in capsys.readouterr().err
