@@ -226,6 +226,14 @@ def test_recipe_world_overrides_name_the_allowed_keys():
         PretrainRecipe(world={"p_mor": 0.75})
 
 
+def test_recipe_drill_knobs_are_checked_when_the_recipe_loads():
+    assert PretrainRecipe(drill={"lines": [1, 3], "p_more": 0.5}).drill == {"lines": [1, 3], "p_more": 0.5}
+    with pytest.raises(ValidationError, match=r"unknown drill key\(s\) \['line'\]"):
+        PretrainRecipe(drill={"line": [1, 3]})
+    with pytest.raises(ValidationError, match="drill p_stated is a probability"):
+        PretrainRecipe(drill={"p_stated": -0.1})
+
+
 def test_probe_command_names_a_bad_line_range(capsys):
     assert main(["probe", "--model", "builtin", "--lines", "3-1"]) == 2
     assert "--lines takes N or LO-HI" in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from underdog.world.drills import COPY_ENGLISH, recall_swap_unit
 from underdog.world.episodes import pretrain_world, pretraining_texts
 
@@ -83,3 +85,20 @@ def test_biased_swap_units_state_more_as_biased_and_flip_exactly_when_swapped():
     n = sum(xor.values())
     assert 0.6 < (xor["stated", "more"] + xor["swapped", "more"]) / n < 0.9
     assert 0.6 < (xor["stated", "more"] + xor["stated", "less"]) / n < 0.9
+
+
+def test_swap_xor_drill_knobs_set_bias_and_lines_and_bad_knobs_are_named():
+    plain = pretraining_texts(3, 3, mix={"swap_xor": 1.0})
+    assert pretraining_texts(3, 3, mix={"swap_xor": 1.0}, drill={"p_more": 0.75, "p_stated": 0.75, "lines": [1, 1]}) == plain
+    texts = pretraining_texts(3, 6, mix={"swap_xor": 1.0}, drill={"p_more": 0.0, "p_stated": 0.0, "lines": [2, 4]})
+    units = [u for t in texts for u in t.split("\n\n\n")]
+    for unit in units:
+        stated, asked = (block.split("\n") for block in unit.split("\n\n"))
+        assert 2 <= len(stated) <= 4 and len(asked) == len(stated)
+        assert all(" less " in line for line in stated) and all(" more " in line for line in asked)
+        assert not set(stated) & set(asked)  # p_stated 0: every line is asked swapped
+    assert {len(u.split("\n\n")[0].split("\n")) for u in units} == {2, 3, 4}
+    for bad, message in (({"p_mor": 0.5}, "unknown drill key"), ({"p_more": 1.5}, "p_more is a probability"),
+                         ({"lines": [3, 2]}, "lo <= hi"), ({"lines": 2}, "lo <= hi")):
+        with pytest.raises(ValueError, match=message):
+            pretraining_texts(3, 1, mix={"swap_xor": 1.0}, drill=bad)

@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -60,6 +60,8 @@ class PretrainRecipe(Strict):
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
     # overrides of the pretraining worlds' sizes (world.DEFAULT_SIZES), e.g. {p_more: 0.75}
     world: dict[str, float] = {}
+    # knobs of the swap_xor drill (world.drills.swap_xor_settings), e.g. {p_more: 0.5, lines: [1, 3]}
+    drill: dict[str, Any] = {}
     init_from: str | None = None  # continue from a finished model dir (same tokenizer), e.g. a longer schedule
     tokenizer_from: str | None = None  # a fresh model with an existing model dir's tokenizer (e.g. "builtin")
     # groups of single tokens whose collapsed embeddings are re-drawn apart before an init_from stage trains
@@ -71,6 +73,13 @@ class PretrainRecipe(Strict):
     def _separate_needs_init(self) -> PretrainRecipe:
         if self.separate_tokens and not self.init_from:
             raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
+        return self
+
+    @model_validator(mode="after")
+    def _drill_checked(self) -> PretrainRecipe:
+        from underdog.world.drills import swap_xor_settings
+
+        swap_xor_settings(self.drill)
         return self
 
     @model_validator(mode="after")
@@ -87,7 +96,7 @@ def _texts(seed: int, n: int, recipe: PretrainRecipe) -> list[str]:
     from underdog.world.episodes import pretraining_texts
 
     return pretraining_texts(seed, n, recipe.mix, workers=recipe.data_workers or os.cpu_count() or 1,
-                             world_sizes=recipe.world)
+                             world_sizes=recipe.world, drill=recipe.drill)
 
 
 def build_model(recipe: PretrainRecipe, tokenizer):
@@ -325,7 +334,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
   (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
   packed tokens a step; final loss {s['final_loss']:.3f}
 - Device: {s['env']['device']}; last stage {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s
-- Last stage's mix: {recipe.mix}
+- Last stage's mix: {recipe.mix}{f'; world sizes {recipe.world}' if recipe.world else ''}{f'; swap_xor drill {recipe.drill}' if recipe.drill else ''}
 - Frequent tokens whose embeddings nearly coincide (cosine >= 0.98; the model cannot tell them apart):
   {_collapsed_line(s.get("collapsed_tokens"))}
 - Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}

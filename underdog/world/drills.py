@@ -4,8 +4,8 @@ them; the world supplies only its nonsense words. ``copy_text`` ("list : a b c .
 sharing one link, then the same lines shuffled), ``recall_slot_text`` (the recalled word mid-line, where a
 comparison's comparator sits), ``recall_swap_text`` (lines asked as stated or with their names swapped,
 more/less flipped; one unit is ``recall_swap_unit``, which ``pretrain.probe.LookupProbe`` asks too),
-``swap_role_text`` and ``swap_xor_text`` (one-line swapped units biased so that the role of the asked name, and
-then its XOR with the comparator, can be learnt; ``biased_swap_unit``) and ``numbers_text`` (counting, addition,
+``swap_role_text`` and ``swap_xor_text`` (swapped units biased so that the role of the asked name, and then
+its XOR with the comparator, can be learnt; ``biased_swap_unit``; ``swap_xor_settings`` checks a recipe's knobs) and ``numbers_text`` (counting, addition,
 comparison). ``fill`` joins units into one pretraining text of a random length; ``episodes`` builds its texts
 with it too.
 """
@@ -148,9 +148,30 @@ def swap_role_text(world: World, rng: random.Random) -> str:
     return _recall_units(rng, lambda: biased_swap_unit(world, rng, p_more=1.0, p_stated=0.5))
 
 
-def swap_xor_text(world: World, rng: random.Random) -> str:
-    """One-line swapped units with 75% "more" and 75% asked as stated: role and comparator each predictive."""
-    return _recall_units(rng, lambda: biased_swap_unit(world, rng, p_more=0.75, p_stated=0.75))
+def swap_xor_text(world: World, rng: random.Random, p_more: float = 0.75, p_stated: float = 0.75,
+                  lines: tuple[int, int] = (1, 1)) -> str:
+    """Swapped units with 75% "more" and 75% asked as stated (role and comparator each predictive), one stated
+    line a unit; a recipe's ``drill`` (``swap_xor_settings``) sets the bias and the line range."""
+    return _recall_units(rng, lambda: biased_swap_unit(world, rng, p_more, p_stated, lines))
+
+
+def swap_xor_settings(settings: dict) -> dict:
+    """``settings`` checked as ``swap_xor_text``'s keyword arguments (``p_more``, ``p_stated`` in 0..1;
+    ``lines`` [lo, hi], 1 <= lo <= hi), ``lines`` as a tuple; a bad key or value raises ``ValueError``."""
+    unknown = sorted(set(settings) - {"p_more", "p_stated", "lines"})
+    if unknown:
+        raise ValueError(f"unknown drill key(s) {unknown}; allowed: ['lines', 'p_more', 'p_stated']")
+    out = dict(settings)
+    for key in ("p_more", "p_stated"):
+        if key in out and not (isinstance(out[key], (int, float)) and 0 <= out[key] <= 1):
+            raise ValueError(f"drill {key} is a probability (0 to 1), got {out[key]!r}")
+    if "lines" in out:
+        lines = out["lines"]
+        if not (isinstance(lines, (list, tuple)) and len(lines) == 2 and all(isinstance(n, int) for n in lines)
+                and 1 <= lines[0] <= lines[1]):
+            raise ValueError(f"drill lines is [lo, hi] stated lines a unit, 1 <= lo <= hi, got {lines!r}")
+        out["lines"] = tuple(lines)
+    return out
 
 
 def numbers_text(world: World, rng: random.Random) -> str:

@@ -28,6 +28,7 @@ Each text holds about 100-600 whitespace-separated words.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from underdog.world.drills import (
     recall_swap_text,
     recall_text,
     swap_role_text,
+    swap_xor_settings,
     swap_xor_text,
 )
 from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence, statement
@@ -95,15 +97,19 @@ def pretrain_worlds(seed: int, count: int, workers: int = 1,
 
 
 def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None, workers: int = 1,
-                      world_sizes: Mapping[str, float] | None = None) -> list[str]:
-    """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights and
-    ``world_sizes`` overrides the pretraining worlds' sizes (``pretrain_world``). Worlds
+                      world_sizes: Mapping[str, float] | None = None, drill: Mapping | None = None) -> list[str]:
+    """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights,
+    ``world_sizes`` overrides the pretraining worlds' sizes (``pretrain_world``) and ``drill`` the knobs of
+    ``swap_xor`` (``drills.swap_xor_settings``: bias and stated lines a unit). Worlds
     take two thirds of the time and are built in ``workers`` processes; the texts are the same for any
     number of workers."""
     mix = dict(DEFAULT_MIX if mix is None else mix)
     unknown = set(mix) - set(GENERATORS)
     if unknown or not mix or any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
         raise ValueError(f"mix needs non-negative weights over {sorted(GENERATORS)}, got {mix}")
+    generators = dict(GENERATORS)
+    if drill:
+        generators["swap_xor"] = functools.partial(swap_xor_text, **swap_xor_settings(dict(drill)))
     kinds, weights = list(mix), list(mix.values())
     rng = random.Random(f"underdog-episodes-{seed}")
     texts: list[str] = []
@@ -112,7 +118,7 @@ def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None,
         if i % TEXTS_PER_WORLD == 0:
             world = next(worlds)
         kind = rng.choices(kinds, weights)[0]
-        texts.append(GENERATORS[kind](world, rng))
+        texts.append(generators[kind](world, rng))
     worlds.close()
     return texts
 
