@@ -10,7 +10,7 @@ of evaluation-pool words: ``copied`` when the name starts the line that holds th
 ends that line, the lookup a reversal needs ("Glamba are" -> "Rulbud are less gentle than glamba." -> more).
 The comparator probe asks only that flip, "more" or "less" after "<Name> are", in one-line units split into four
 cells, the asked name's role (``copied``/``swapped``) by the comparator stated (``less``/``more``): balanced, the
-right answer is the XOR of the two (README, "honestly"), and a model that has learnt one bit alone passes two
+right answer is the XOR of the two (docs/builtin-model.md), and a model that has learnt one bit alone passes two
 cells and fails the other two.
 """
 

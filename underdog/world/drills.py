@@ -133,7 +133,7 @@ def biased_swap_unit(world: World, rng: random.Random, p_more: float, p_stated: 
     ``p_more`` and each line asked as stated with probability ``p_stated`` (else swapped, the comparator
     flipped). Balanced (0.5, 0.5), the right comparator is the XOR of two bits, the one stated and whether the
     asked name began its line or ended it, and neither alone predicts it: a parity, which gradient descent gets
-    almost no signal for. Biased, each bit predicts it on its own, so each can be learnt (README, "honestly")."""
+    almost no signal for. Biased, each bit predicts it on its own, so each can be learnt (docs/builtin-model.md)."""
     names = rng.sample(world.words, 2 * rng.randint(*lines))
     stated, asked = [], []
     for a, b in zip(names[::2], names[1::2]):
