@@ -249,3 +249,23 @@ def test_comparator_probe_with_several_lines_asks_each_stated_line():
         copied = line.split()[0] == name
         assert cell.startswith("copied" if copied else "swapped")
         assert right == (line.split()[2] if copied else {"more": "less", "less": "more"}[line.split()[2]])
+
+
+def test_without_context_loss_only_the_answers_of_context_units_carry_labels():
+    from underdog.pretrain.recipe import _examples
+    from underdog.train.data import IGNORE_INDEX, tokenize_example
+
+    tok = make_tokenizer()
+    texts = [("icl_near", "Lim are more x than zor.\n\nZor are less x than lim."), ("document", "Lim are big.\n\nZor too.")]
+    whole = _examples(texts, context_loss=True)
+    assert whole == [{"text": t} for _, t in texts]
+    split = _examples(texts, context_loss=False)
+    assert split == [{"prompt": "Lim are more x than zor.\n\n", "completion": "Zor are less x than lim."},
+                     {"text": "Lim are big.\n\nZor too."}]
+    rows = [tokenize_example(ex, tok, completion_only=True) for ex in split]
+    context_len = len(tok("Lim are more x than zor.\n\n", add_special_tokens=False)["input_ids"])
+    first = rows[0]["labels"]
+    offset = len(first) - len(tok("Zor are less x than lim.", add_special_tokens=False)["input_ids"]) - 1  # EOS
+    assert all(t == IGNORE_INDEX for t in first[:offset]) and offset >= context_len
+    assert all(t != IGNORE_INDEX for t in first[offset:])
+    assert sum(t != IGNORE_INDEX for t in rows[1]["labels"]) == len(rows[1]["labels"]) - 1  # all but the first

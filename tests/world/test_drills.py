@@ -102,3 +102,23 @@ def test_swap_xor_drill_knobs_set_bias_and_lines_and_bad_knobs_are_named():
                          ({"lines": [3, 2]}, "lo <= hi"), ({"lines": 2}, "lo <= hi")):
         with pytest.raises(ValueError, match=message):
             pretraining_texts(3, 1, mix={"swap_xor": 1.0}, drill=bad)
+
+
+def test_context_and_answers_splits_each_unit_at_its_last_blank_line():
+    from underdog.world.drills import context_and_answers
+
+    text = "A are x.\nB are y.\n\nB are y.\nA are x.\n\n\nC is z.\n\nC is z.\n\n\nlist : a b . again : a b ."
+    assert context_and_answers(text) == [("A are x.\nB are y.\n\n", "B are y.\nA are x."),
+                                         ("C is z.\n\n", "C is z."), ("", "list : a b . again : a b .")]
+
+
+def test_every_context_kind_writes_units_of_a_context_then_answers():
+    from underdog.world.drills import context_and_answers
+    from underdog.world.episodes import CONTEXT_KINDS
+
+    assert {"icl_near", "recall_swap", "judge"} <= CONTEXT_KINDS and not {"document", "copy", "rewrite"} & CONTEXT_KINDS
+    for kind in sorted(CONTEXT_KINDS):
+        for _, text in pretraining_texts(5, 2, {kind: 1.0}, labelled=True):
+            units = context_and_answers(text)
+            # a context of one or more lines, then answer lines, with no blank line among the answers
+            assert all(c.endswith("\n\n") and c.strip() and a.strip() and "\n\n" not in a for c, a in units), kind

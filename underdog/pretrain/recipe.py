@@ -58,6 +58,9 @@ class PretrainRecipe(Strict):
     icl_budget: int = Field(768, gt=0)  # tokens of documents + question in the probe's ICL prompts
     icl_context: Literal["retrieved", "documents"] = "retrieved"  # the probe's ICL prompts (methods.icl)
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
+    # False: no loss on the contexts of episodes and drills (world.drills.context_and_answers), only on the
+    # lines that answer them; each unit then trains as its own packed example
+    context_loss: bool = True
     # overrides of the pretraining worlds' sizes (world.DEFAULT_SIZES), e.g. {p_more: 0.75}
     world: dict[str, float] = {}
     # knobs of the swap_xor drill (world.drills.swap_xor_settings), e.g. {p_more: 0.5, lines: [1, 3]}
@@ -92,11 +95,24 @@ class PretrainRecipe(Strict):
         return self
 
 
-def _texts(seed: int, n: int, recipe: PretrainRecipe) -> list[str]:
+def _examples(texts: list[tuple[str, str]], context_loss: bool) -> list[dict]:
+    """Training examples of (kind, text) pretraining texts: whole texts, or without ``context_loss`` each unit
+    of a context kind as a prompt (its context, no loss) and a completion (the lines answering it)."""
+    from underdog.world.drills import context_and_answers
+    from underdog.world.episodes import CONTEXT_KINDS
+
+    if context_loss:
+        return [{"text": t} for _, t in texts]
+    return [{"prompt": c, "completion": a} if kind in CONTEXT_KINDS else {"text": t}
+            for kind, t in texts for c, a in (context_and_answers(t) if kind in CONTEXT_KINDS else [("", t)])
+            if a.strip()]
+
+
+def _texts(seed: int, n: int, recipe: PretrainRecipe, labelled: bool = False) -> list:
     from underdog.world.episodes import pretraining_texts
 
     return pretraining_texts(seed, n, recipe.mix, workers=recipe.data_workers or os.cpu_count() or 1,
-                             world_sizes=recipe.world, drill=recipe.drill)
+                             world_sizes=recipe.world, drill=recipe.drill, labelled=labelled)
 
 
 def build_model(recipe: PretrainRecipe, tokenizer):
@@ -202,8 +218,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     log(f"pretraining mix: {n_texts} texts (~{per_text:.0f} tokens each), {steps} steps of "
         f"{recipe.batch_size}x{recipe.seq_len} tokens")
     # a continued run draws fresh texts (another seed), so it never repeats the first run's data
-    texts = _texts(recipe.seed + (7919 if recipe.init_from else 0), n_texts, recipe)
-    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    texts = _texts(recipe.seed + (7919 if recipe.init_from else 0), n_texts, recipe, labelled=True)
+    lengths = [len(ids) for ids in tokenizer([t for _, t in texts])["input_ids"]]
     texts = [t for t, n in zip(texts, lengths) if n < recipe.seq_len]  # keep whole episodes, never cut questions
     log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")
     model = build_model(recipe, tokenizer)
@@ -235,11 +251,11 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
             + " | comparator " + " ".join(f"{k} {v:.2f}" for k, v in flipped.items()))
 
     config = TrainConfig(lr=recipe.lr, max_steps=steps, batch_size=recipe.batch_size, max_length=recipe.seq_len,
-                         packing=True, completion_only=False, warmup_ratio=recipe.warmup_ratio,
+                         packing=True, completion_only=not recipe.context_loss, warmup_ratio=recipe.warmup_ratio,
                          weight_decay=recipe.weight_decay, lr_schedule="cosine", min_lr_ratio=0.1,
                          seed=recipe.seed, save_every=recipe.save_every, log_every=20,
                          output_dir=str(run.dir / "train"))
-    result = train(model, tokenizer, [{"text": t} for t in texts], config, callback=on_step, resume=True)
+    result = train(model, tokenizer, _examples(texts, recipe.context_loss), config, callback=on_step, resume=True)
     model = result.model
     final_dir = run.dir / "final"
     save_trained(model, final_dir, tokenizer=tokenizer)

@@ -37,6 +37,17 @@ def fill(rng: random.Random, unit: Callable[[], str], sep: str = "\n\n", lo: int
     return sep.join(parts)
 
 
+def context_and_answers(text: str) -> list[tuple[str, str]]:
+    """A pretraining text's units (three blank lines apart, as ``fill`` joins episodes and recall units) as
+    (context, answers): a unit up to and including its last blank line, and the rest. A unit with no blank line
+    (a document, copy lists, numbers) is all answers. ``pretrain`` uses it to take no loss on contexts."""
+    out = []
+    for unit in text.split("\n\n\n"):
+        context, blank, answers = unit.rpartition("\n\n")
+        out.append((context + blank, answers))
+    return out
+
+
 def _recall_units(rng: random.Random, unit: Callable[[], tuple[list[str], list[str]]]) -> str:
     """Recall units from ``unit``'s (stated, asked) lines: the stated lines, a blank line, the asked ones; units
     three blank lines apart."""

@@ -97,12 +97,13 @@ def pretrain_worlds(seed: int, count: int, workers: int = 1,
 
 
 def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None, workers: int = 1,
-                      world_sizes: Mapping[str, float] | None = None, drill: Mapping | None = None) -> list[str]:
+                      world_sizes: Mapping[str, float] | None = None, drill: Mapping | None = None,
+                      labelled: bool = False) -> list[str] | list[tuple[str, str]]:
     """``n`` pretraining texts for ``seed``; ``mix`` maps kinds of ``DEFAULT_MIX`` to relative weights,
     ``world_sizes`` overrides the pretraining worlds' sizes (``pretrain_world``) and ``drill`` the knobs of
     ``swap_xor`` (``drills.swap_xor_settings``: bias and stated lines a unit). Worlds
     take two thirds of the time and are built in ``workers`` processes; the texts are the same for any
-    number of workers."""
+    number of workers. ``labelled``: (kind, text) pairs instead (``CONTEXT_KINDS`` says whose units have contexts)."""
     mix = dict(DEFAULT_MIX if mix is None else mix)
     unknown = set(mix) - set(GENERATORS)
     if unknown or not mix or any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
@@ -112,15 +113,15 @@ def pretraining_texts(seed: int, n: int, mix: Mapping[str, float] | None = None,
         generators["swap_xor"] = functools.partial(swap_xor_text, **swap_xor_settings(dict(drill)))
     kinds, weights = list(mix), list(mix.values())
     rng = random.Random(f"underdog-episodes-{seed}")
-    texts: list[str] = []
+    texts: list[tuple[str, str]] = []
     worlds = pretrain_worlds(seed, -(-n // TEXTS_PER_WORLD), workers, world_sizes)
     for i in range(n):
         if i % TEXTS_PER_WORLD == 0:
             world = next(worlds)
         kind = rng.choices(kinds, weights)[0]
-        texts.append(generators[kind](world, rng))
+        texts.append((kind, generators[kind](world, rng)))
     worlds.close()
-    return texts
+    return texts if labelled else [t for _, t in texts]
 
 
 def _question_key(q: dict) -> tuple[str, str]:
@@ -432,3 +433,7 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "swap_role": swap_role_text, "swap_xor": swap_xor_text,
     "judge": _judge_text, "numbers": numbers_text,
 }
+
+CONTEXT_KINDS: frozenset[str] = frozenset(k for k in GENERATORS if k.startswith(("icl", "recall", "swap")) or k == "judge")
+"""Kinds whose texts are units of a context, a blank line, then lines that answer it (``drills.context_and_answers``);
+the others (documents, copy lists, rewrites, numbers) have no context to leave untrained."""
