@@ -214,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated, e.g. none,icl")
     p.add_argument("--max-per-split", type=int, dest="max_per_split")
     p.add_argument("--icl-budget", type=int, dest="icl_budget")
-    p.add_argument("--icl-context", choices=["retrieved", "documents"], dest="icl_context",
-                   help="what icl puts in context: the question's retrieved sentences (default) or whole documents")
+    p.add_argument("--icl-context", choices=["retrieved", "documents", "support"], dest="icl_context",
+                   help="what icl puts in context: the question's retrieved sentences (default), whole documents, "
+                        "or (a diagnostic) only the sentences stating its support facts")
     p.add_argument("--out", help="run directory")
     p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
     p.set_defaults(func=cmd_generalization)

@@ -60,3 +60,20 @@ def test_everything_goes_in_context_exactly_when_it_fits_beside_the_longest_ques
     tight = icl_contexts("retrieved", tok, docs, qs, fits - 1)
     assert not any(c.complete for c in tight)
     assert all(c.n_tokens + ANSWER_ROOM <= fits - 1 for c in tight)
+
+
+def test_support_context_holds_exactly_the_sentences_stating_the_support_facts(tiny_lm, small_world):
+    world = small_world
+    qs = [q for q in world.questions if q["split"] in ("reversal", "syllogism", "two_hop")][:30]
+    sentences = {f"{d['id']}:{j}": s for d in world.documents for j, s in enumerate(split_sentences(d["text"]))}
+    fact_of = {f"{d['id']}:{j}": f for d in world.documents for j, f in enumerate(d["facts"])}
+    for q, c in zip(qs, icl_contexts("support", tiny_lm.tokenizer, world.documents, qs, 400)):
+        assert [fact_of[p] for p in c.parts] == list(dict.fromkeys(q["support"]))
+        assert c.text == "".join(sentences[p] + "\n" for p in c.parts) + "\n" + q["question"]
+    orphan = dict(qs[0], id="q-x", support=["no-such-fact"])
+    try:
+        icl_contexts("support", tiny_lm.tokenizer, world.documents, [orphan], 400)
+    except ValueError as e:
+        assert "q-x" in str(e) and "no-such-fact" in str(e)
+    else:
+        raise AssertionError("a support fact no document states must be named")

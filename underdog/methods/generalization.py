@@ -63,7 +63,8 @@ class GeneralizationRecipe(Strict):
     out: str = "runs/generalization"
     max_per_split: int | None = Field(None, gt=0)  # subsample questions per split (seeded)
     icl_budget: int | None = Field(None, gt=0)  # tokens for documents + question; default: model window - 64
-    icl_context: Literal["retrieved", "documents"] = "retrieved"  # what ICL puts in context (methods.icl)
+    # what ICL puts in context (methods.icl); "support" (the support facts' sentences alone) is a diagnostic
+    icl_context: Literal["retrieved", "documents", "support"] = "retrieved"
     batch_size: int = Field(16, gt=0)
     generate_batch_size: int = Field(64, gt=0)  # prompts per augmentation batch (x beams rows): 2x faster than 16
     device: str = "auto"
@@ -132,11 +133,13 @@ def run_icl(lm, documents, questions, recipe) -> dict:
         a["context"] = c.parts
     n_parts = [len(c.parts) for c in contexts]
     complete = all(c.complete for c in contexts)
-    unit = "sentences" if recipe.icl_context == "retrieved" and not complete else "documents"
+    unit = "sentences" if recipe.icl_context in ("retrieved", "support") and not complete else "documents"
     in_world = (sum(len(split_sentences(d["text"])) for d in documents) if unit == "sentences"
                 else len(documents))
     if complete:
         note = "every prompt holds every document"
+    elif recipe.icl_context == "support":
+        note = "each prompt holds only the sentences stating the question's support facts (a diagnostic)"
     elif recipe.icl_context == "retrieved":
         note = (f"each prompt holds the question's {RETRIEVED_SENTENCES}-sentence lexical neighbourhood, "
                 "nearest first")

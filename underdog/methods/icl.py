@@ -10,8 +10,10 @@ question, and on the seed-7 world it holds every premise of 94-100% of the quest
 plus others drawn at random (seeded) until the token budget is full, shuffled; the paper's layout, which an
 earlier 0.27M-parameter stage of the built-in model read at ~0.5 accuracy because every document states many
 facts about the same kind of entities. Either way, what was put in context is recorded per question (document
-ids, or "doc:sentence" ids), so a report can say exactly how much of the world each answer could see. ``none``
-is the question alone.
+ids, or "doc:sentence" ids), so a report can say exactly how much of the world each answer could see. ``support``
+is a diagnostic, not a method: only the sentences stating the question's support facts (gold retrieval), so
+that reading the right facts can be told apart from finding them among their neighbours. ``none`` is the
+question alone.
 """
 
 from __future__ import annotations
@@ -130,12 +132,38 @@ def document_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[
     return out
 
 
-CONTEXTS = ("retrieved", "documents")
+def support_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[dict]) -> list[IclContext]:
+    """One prompt per question: the sentences that state its support facts (a document's ``facts`` name its
+    sentences in order, as built-in worlds write them), one a line in support order, then the question."""
+    from underdog.world.retrieve import split_sentences
+
+    where: dict[str, tuple[str, str]] = {}
+    for doc in documents:
+        sentences = split_sentences(doc["text"])
+        if len(sentences) != len(doc.get("facts", [])):
+            continue  # facts not one per sentence: their sentences cannot be told apart
+        for j, (s, fact) in enumerate(zip(sentences, doc["facts"])):
+            where.setdefault(fact, (f"{doc['id']}:{j}", s))
+    out = []
+    for q in questions:
+        missing = [f for f in q.get("support", []) if f not in where]
+        if missing or not q.get("support"):
+            raise ValueError(f"question {q.get('id')}: support fact(s) {missing or '(none listed)'} are not "
+                             "stated one per sentence in any document; the support context needs them")
+        parts = [where[f] for f in dict.fromkeys(q["support"])]
+        text = "".join(s + "\n" for _, s in parts) + QUESTION_SEPARATOR + q["question"]
+        out.append(IclContext(text, [p for p, _ in parts], len(tokenizer.encode(text, add_special_tokens=False)),
+                              False))
+    return out
+
+
+CONTEXTS = ("retrieved", "documents", "support")
 
 
 def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Sequence[dict], budget: int,
                  seed: int = 0) -> list[IclContext]:
-    """The in-context prompts of ``mode`` (``retrieved`` or ``documents``; see the module docstring)."""
+    """The in-context prompts of ``mode`` (``retrieved``, ``documents`` or ``support``; see the module
+    docstring)."""
     if mode == "retrieved":
         lengths = document_lengths(tokenizer, documents)
         total = sum(lengths.values())
@@ -145,4 +173,6 @@ def icl_contexts(mode: str, tokenizer, documents: Sequence[dict], questions: Seq
         return retrieved_contexts(tokenizer, documents, questions, budget)
     if mode == "documents":
         return document_contexts(tokenizer, documents, questions, budget, seed=seed)
+    if mode == "support":
+        return support_contexts(tokenizer, documents, questions)
     raise ValueError(f"unknown ICL context {mode!r}; allowed: {', '.join(CONTEXTS)}")

@@ -350,7 +350,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
   (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
   packed tokens a step; final loss {s['final_loss']:.3f}
 - Device: {s['env']['device']}; last stage {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s
-- Last stage's mix: {recipe.mix}{f'; world sizes {recipe.world}' if recipe.world else ''}{f'; swap_xor drill {recipe.drill}' if recipe.drill else ''}
+- Last stage's mix: {recipe.mix}{f'; world sizes {recipe.world}' if recipe.world else ''}{f'; swap_xor drill {recipe.drill}' if recipe.drill else ''}{'' if recipe.context_loss else '; no loss on contexts (context_loss: false)'}
 - Frequent tokens whose embeddings nearly coincide (cosine >= 0.98; the model cannot tell them apart):
   {_collapsed_line(s.get("collapsed_tokens"))}
 - Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}
