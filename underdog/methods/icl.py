@@ -146,11 +146,12 @@ def support_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[d
             where.setdefault(fact, (f"{doc['id']}:{j}", s))
     out = []
     for q in questions:
-        missing = [f for f in q.get("support", []) if f not in where]
-        if missing or not q.get("support"):
+        support = list(dict.fromkeys(q.get("support") or []))
+        missing = [f for f in support if f not in where]
+        if missing or not support:
             raise ValueError(f"question {q.get('id')}: support fact(s) {missing or '(none listed)'} are not "
                              "stated one per sentence in any document; the support context needs them")
-        parts = [where[f] for f in dict.fromkeys(q["support"])]
+        parts = [where[f] for f in support]
         text = "".join(s + "\n" for _, s in parts) + QUESTION_SEPARATOR + q["question"]
         out.append(IclContext(text, [p for p, _ in parts], len(tokenizer.encode(text, add_special_tokens=False)),
                               False))

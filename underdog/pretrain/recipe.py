@@ -103,9 +103,13 @@ def _examples(texts: list[tuple[str, str]], context_loss: bool) -> list[dict]:
 
     if context_loss:
         return [{"text": t} for _, t in texts]
-    return [{"prompt": c, "completion": a} if kind in CONTEXT_KINDS else {"text": t}
-            for kind, t in texts for c, a in (context_and_answers(t) if kind in CONTEXT_KINDS else [("", t)])
-            if a.strip()]
+    examples: list[dict] = []
+    for kind, text in texts:
+        if kind in CONTEXT_KINDS:
+            examples += [{"prompt": c, "completion": a} for c, a in context_and_answers(text) if a.strip()]
+        elif text.strip():
+            examples.append({"text": text})
+    return examples
 
 
 def _texts(seed: int, n: int, recipe: PretrainRecipe, labelled: bool = False) -> list:
