@@ -76,6 +76,21 @@ def test_pretrain_from_scratch_can_reuse_another_models_tokenizer(tmp_path):
     assert [st["init_from"] for st in summary["stages"]] == [None]  # a fresh model, not a continuation
 
 
+def test_pretrain_with_a_caseless_tokenizer_saves_it_with_the_model(tmp_path):
+    out = tmp_path / "run"
+    assert main(["pretrain", f"out={out}", "caseless=true", "tokens=20000", "vocab_size=400", "model.hidden=32",
+                 "model.layers=1", "model.heads=2", "model.intermediate=64", "model.context=1024", "batch_size=4",
+                 "probe_every=100", "probe_per_split=2", "final_probe_per_split=2", "save_every=100",
+                 "threads=1"]) == 0
+    tok = load(out / "final").tokenizer
+    line_start = tok.encode("Rislos are", add_special_tokens=False)
+    inside = tok.encode("than rislos", add_special_tokens=False)
+    rislos = tok.encode("rislos", add_special_tokens=False)
+    assert line_start[1: 1 + len(rislos)] == rislos and inside[-len(rislos):] == rislos
+    assert tok.decode(line_start) == "Rislos are"
+    assert "caseless" in (out / "final" / "MODEL_CARD.md").read_text()
+
+
 def test_separate_tokens_needs_a_model_to_continue():
     with pytest.raises(ValidationError, match="separate_tokens .* needs init_from"):
         PretrainRecipe(separate_tokens=[[" more", " less"]])

@@ -42,6 +42,11 @@ class PretrainRecipe(Strict):
     install: str | None = None  # e.g. "builtin": copy the final model to underdog/assets/builtin
     seed: int = 0
     vocab_size: int = Field(1024, gt=256)
+    # cut non-English words into syllables before BPE (pretrain.tokenizer.train_tokenizer); wants a vocabulary
+    # of ~6k so that most syllables are whole tokens (recipes/pretrain-diag-scratch-syllables.yaml measures it)
+    syllables: bool = False
+    # one token form per word: lines start with a space, capitals become "^ " + lower case (caseless_normalizer)
+    caseless: bool = False
     model: ModelShape = ModelShape()
     tokens: int = Field(30_000_000, gt=0)  # training tokens (approximate, packed)
     lr: float = Field(3e-3, gt=0)
@@ -202,7 +207,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     started = time.time()
 
     def make_tokenizer(tmp: Path):
-        tok = train_tokenizer(_texts(recipe.seed + 1_000_000, 4000, recipe), recipe.vocab_size)
+        tok = train_tokenizer(_texts(recipe.seed + 1_000_000, 4000, recipe), recipe.vocab_size, recipe.syllables,
+                              recipe.caseless)
         tok.save_pretrained(tmp)
         return {"vocab": len(tok)}
 
@@ -210,7 +216,9 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         source = resolve_model_path(recipe.init_from or recipe.tokenizer_from)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
     else:
-        run.stage("tokenizer", {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}, make_tokenizer)
+        inputs = {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}
+        inputs |= {option: True for option in ("syllables", "caseless") if getattr(recipe, option)}
+        run.stage("tokenizer", inputs, make_tokenizer)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
 
     separate = token_groups(tokenizer, recipe.separate_tokens)  # checked before the mix is built
@@ -349,7 +357,7 @@ it wider or deeper) on synthetic nonsense-word worlds (pretraining word pool onl
 pool), to read facts in its context and reason over them. It knows no real-world facts and no natural language beyond the world templates.
 
 - Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
-  context {m.context}, {"tied" if m.tied else "untied"} embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}
+  context {m.context}, {"tied" if m.tied else "untied"} embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}{_tokenizer_options(recipe)}
 - Training: {total:,} tokens in {len(stages)} stage(s), each continuing the previous one's weights
   (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
   packed tokens a step; final loss {s['final_loss']:.3f}
@@ -374,6 +382,12 @@ pool), to read facts in its context and reason over them. It knows no real-world
 The emergence curve of the last stage (probe accuracy every {recipe.probe_every} steps) is in
 `pretrain_log.jsonl`; earlier stages' logs are `pretrain_log_stage<N>.jsonl`.
 """
+
+
+def _tokenizer_options(recipe: PretrainRecipe) -> str:
+    notes = [text for on, text in [(recipe.syllables, "words cut into syllables first"),
+                                   (recipe.caseless, "caseless: one token form per word")] if on]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def write_model_card(final_dir: str | Path, recipe: PretrainRecipe, command: str | None = None) -> None:
