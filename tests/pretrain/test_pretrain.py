@@ -149,6 +149,17 @@ def test_separate_scale_sets_how_far_the_rows_are_redrawn_from_their_mean(tmp_pa
     assert spread[3.0] > 10 * spread[0.1]
 
 
+def test_probes_read_a_words_first_token_as_it_continues_a_line_whatever_the_tokenizer():
+    from underdog.pretrain.probe import first_token
+    from underdog.pretrain.tokenizer import train_tokenizer
+
+    texts = ["Rislos are more busy than taklods.\nTaklods are less busy than rislos."] * 50
+    for tok in (train_tokenizer(texts, 400), train_tokenizer(texts, 400, caseless=True)):
+        more, less = first_token(tok, "more"), first_token(tok, "less")
+        assert more != less
+        assert tok.decode([more]).strip() == "more" and tok.decode([less]).strip() == "less"
+
+
 def test_lookup_probe_asks_copied_and_swapped_slots_and_scores_a_model():
     probe = LookupProbe(units=6)
     kinds = {kind for kind, *_ in probe.items}

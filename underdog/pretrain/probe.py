@@ -20,7 +20,7 @@ import random
 from collections.abc import Sequence
 
 from underdog.lm.load import LM
-from underdog.lm.score import score_tokens
+from underdog.lm.score import encode_pair, score_tokens
 from underdog.methods.icl import icl_contexts
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
 
@@ -65,6 +65,12 @@ class IclProbe:
         return self.accuracy(self.answers(lm, with_context, batch_size))
 
 
+def first_token(tokenizer, word: str) -> int:
+    """The first token of `` word`` as it continues a line ("<Name> are" + `` word``), whatever the tokenizer's
+    normalizer does to a text's start."""
+    return encode_pair(tokenizer, "x are", " " + word)[1][0]
+
+
 class LookupProbe:
     """``units`` fixed swapped-recall units of world ``seed`` (evaluation pool): right after each asked line's
     "<Name> are", is the right slot word's first token the likeliest of the unit's slot words' and more/less's?"""
@@ -88,8 +94,7 @@ class LookupProbe:
     def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
         """Accuracy per kind, ``copied`` and ``swapped``."""
         tok = lm.tokenizer
-        first = {c: tok.encode(" " + c, add_special_tokens=False)[0]
-                 for _, _, candidates, _ in self.items for c in candidates}
+        first = {c: first_token(tok, c) for _, _, candidates, _ in self.items for c in candidates}
         pairs, spans = [], []  # one request per distinct first token of an item's candidates
         for _, context, candidates, _ in self.items:
             ids = tok(context).input_ids
@@ -128,7 +133,7 @@ class ComparatorProbe:
         from underdog.world.drills import FLIP
 
         tok = lm.tokenizer
-        first = {c: tok.encode(" " + c, add_special_tokens=False)[0] for c in FLIP}
+        first = {c: first_token(tok, c) for c in FLIP}
         pairs = []
         for _, context, right in self.items:
             ids = tok(context).input_ids
