@@ -89,6 +89,7 @@ def test_pretrain_with_a_caseless_tokenizer_saves_it_with_the_model(tmp_path):
     assert line_start[1: 1 + len(rislos)] == rislos and inside[-len(rislos):] == rislos
     assert tok.decode(line_start) == "Rislos are"
     assert "caseless" in (out / "final" / "MODEL_CARD.md").read_text()
+    assert json.loads((out / "final" / "pretrain_summary.json").read_text())["tokenizer_options"] == ["caseless"]
 
 
 def test_separate_tokens_needs_a_model_to_continue():

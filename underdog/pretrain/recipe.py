@@ -198,7 +198,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     from underdog.pretrain.grow import collapsed_tokens
     from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
-    from underdog.pretrain.tokenizer import train_tokenizer
+    from underdog.pretrain.tokenizer import tokenizer_options, train_tokenizer
     from underdog.train import TrainConfig, save_trained, train
 
     if recipe.threads:
@@ -278,7 +278,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
                            splits=("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"))
     correct = final_probe.answers(final_lm)
     icl, none = final_probe.accuracy(correct), final_probe(final_lm, with_context=False)
-    summary = {"parameters": n_params, "vocab": len(tokenizer), "tokens_seen": result.tokens_seen,
+    summary = {"parameters": n_params, "vocab": len(tokenizer), "tokenizer_options": tokenizer_options(tokenizer),
+               "tokens_seen": result.tokens_seen,
                "steps": result.final_step, "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
                "probe_icl": icl, "probe_icl_by_kind": final_probe.accuracy(correct, by_kind=True),
@@ -357,7 +358,7 @@ it wider or deeper) on synthetic nonsense-word worlds (pretraining word pool onl
 pool), to read facts in its context and reason over them. It knows no real-world facts and no natural language beyond the world templates.
 
 - Architecture: Llama, hidden {m.hidden}, {m.layers} layers, {m.heads} heads, MLP {m.intermediate},
-  context {m.context}, {"tied" if m.tied else "untied"} embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}{_tokenizer_options(recipe)}
+  context {m.context}, {"tied" if m.tied else "untied"} embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}{_options_note(s.get("tokenizer_options", []))}
 - Training: {total:,} tokens in {len(stages)} stage(s), each continuing the previous one's weights
   (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
   packed tokens a step; final loss {s['final_loss']:.3f}
@@ -384,10 +385,9 @@ The emergence curve of the last stage (probe accuracy every {recipe.probe_every}
 """
 
 
-def _tokenizer_options(recipe: PretrainRecipe) -> str:
-    notes = [text for on, text in [(recipe.syllables, "words cut into syllables first"),
-                                   (recipe.caseless, "caseless: one token form per word")] if on]
-    return f" ({'; '.join(notes)})" if notes else ""
+def _options_note(options: list[str]) -> str:
+    notes = {"syllables": "words cut into syllables first", "caseless": "caseless: one token form per word"}
+    return f" ({'; '.join(notes[o] for o in options)})" if options else ""
 
 
 def write_model_card(final_dir: str | Path, recipe: PretrainRecipe, command: str | None = None) -> None:

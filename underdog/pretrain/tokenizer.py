@@ -10,6 +10,7 @@ ChatML (``<|im_start|>``, ``<|im_end|>``) so chat-formatted methods work on the 
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Iterable
@@ -60,6 +61,14 @@ def caseless_decoder():
     capitals = [decoders.Replace(f"^ {c.lower()}", c) for c in string.ascii_uppercase]
     return decoders.Sequence([decoders.ByteLevel(), decoders.Fuse(), *capitals, decoders.Replace("\n ", "\n"),
                               decoders.Strip(" ", 1, 0)])
+
+
+def tokenizer_options(tokenizer) -> list[str]:
+    """Which of ``train_tokenizer``'s options a (saved, reloaded) tokenizer was trained with."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    pre, norm = spec.get("pre_tokenizer") or {}, json.dumps(spec.get("normalizer"))
+    syllables = any(p.get("type") == "Split" for p in pre.get("pretokenizers", []))
+    return ["syllables"] * syllables + ["caseless"] * ('"content": "^ a"' in norm)
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, syllables: bool = False,
