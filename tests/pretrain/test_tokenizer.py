@@ -1,4 +1,4 @@
-"""The built-in tokenizer: plain byte-level BPE, and the syllable-split variant for fresh names."""
+"""The built-in tokenizer: plain byte-level BPE and its two options, syllable splits and one caseless form."""
 
 from underdog.pretrain.tokenizer import syllable_pattern, train_tokenizer
 from underdog.world.words import make_words
