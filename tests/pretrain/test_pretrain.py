@@ -43,13 +43,15 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
 
 
 def test_pretrain_continues_into_a_wider_deeper_model_and_keeps_the_stage_history(tmp_path):
+    """The continued stage also adds ``line_space`` to the tokenizer it inherits: same vocabulary, and a line's
+    first word now takes its in-line tokens."""
     small, large = tmp_path / "small", tmp_path / "large"
     common = ["tokens=20000", "vocab_size=400", "model.context=1024", "batch_size=4",
               "probe_every=100", "probe_per_split=2", "final_probe_per_split=2", "save_every=100", "threads=1"]
     assert main(["pretrain", f"out={small}", "model.hidden=32", "model.heads=2", "model.intermediate=64",
                  "model.layers=1", *common]) == 0
     assert main(["pretrain", f"out={large}", f"init_from={small / 'final'}", "model.hidden=64", "model.heads=4",
-                 "model.intermediate=128", "model.layers=2", *common]) == 0
+                 "model.intermediate=128", "model.layers=2", "line_space=true", *common]) == 0
     assert json.loads((large / "final" / "config.json").read_text())["num_hidden_layers"] == 2
     summary = json.loads((large / "final" / "pretrain_summary.json").read_text())
     assert [st["init_from"] for st in summary["stages"]] == [None, str(small / "final")]
@@ -58,6 +60,10 @@ def test_pretrain_continues_into_a_wider_deeper_model_and_keeps_the_stage_histor
     card = (large / "final" / "MODEL_CARD.md").read_text()
     assert f"init_from={small / 'final'}" in card and "| 2 |" in card
     assert (large / "final" / "pretrain_log_stage1.jsonl").is_file()
+    assert summary["tokenizer_options"] == ["line_space"] and "every line starts with a space" in card
+    before, after = load(small / "final").tokenizer, load(large / "final").tokenizer
+    assert before.get_vocab() == after.get_vocab()
+    assert after.tokenize("Rislos are") == before.tokenize(" Rislos are") != before.tokenize("Rislos are")
 
 
 def test_pretrain_from_scratch_can_reuse_another_models_tokenizer(tmp_path):
@@ -90,6 +96,13 @@ def test_pretrain_with_a_caseless_tokenizer_saves_it_with_the_model(tmp_path):
     assert tok.decode(line_start) == "Rislos are"
     assert "caseless" in (out / "final" / "MODEL_CARD.md").read_text()
     assert json.loads((out / "final" / "pretrain_summary.json").read_text())["tokenizer_options"] == ["caseless"]
+
+
+def test_a_continued_run_refuses_options_that_train_a_new_tokenizer():
+    for option in ("caseless", "syllables"):
+        with pytest.raises(ValidationError, match=f"{option} train a new tokenizer"):
+            PretrainRecipe(init_from="builtin", **{option: True})
+    assert PretrainRecipe(tokenizer_from="builtin", line_space=True).line_space
 
 
 def test_separate_tokens_needs_a_model_to_continue():

@@ -1,6 +1,8 @@
-"""The built-in tokenizer: plain byte-level BPE and its two options, syllable splits and one caseless form."""
+"""The built-in tokenizer: plain byte-level BPE and its options (syllable splits, one caseless form, line space)."""
 
-from underdog.pretrain.tokenizer import syllable_pattern, train_tokenizer
+import pytest
+
+from underdog.pretrain.tokenizer import syllable_pattern, tokenizer_options, train_tokenizer, with_line_space
 from underdog.world.words import make_words
 
 TEXTS = [f"Did you know that {a.capitalize()} has a child named {b.capitalize()}?\n"
@@ -61,3 +63,20 @@ def test_caseless_tokenizer_gives_a_name_one_token_form_and_decodes_back():
     for t in [text, *TEXTS[:20], " a leading space", "Two\n\nLines"]:
         assert tok.decode(tok.encode(t, add_special_tokens=False)) == t
     assert tok.decode(tok("Q: Yes")["input_ids"], skip_special_tokens=True) == "Q: Yes"
+
+
+def test_with_line_space_keeps_a_trained_vocabulary_and_gives_line_starts_their_in_line_tokens():
+    plain = train_tokenizer(TEXTS, vocab_size=600)
+    spaced = with_line_space(plain)
+    assert spaced.get_vocab() == plain.get_vocab() and tokenizer_options(spaced) == ["line_space"]
+    text = "Rislos are more busy than taklods.\nTaklods are less busy than Rislos."
+    pieces = spaced.tokenize(text)
+    rislos = plain.tokenize(" Rislos")
+    assert pieces[: len(rislos)] == rislos and pieces[-1 - len(rislos): -1] == rislos
+    assert plain.tokenize(text)[: len(rislos)] != rislos  # without it the first word takes other tokens
+    for t in [text, *TEXTS[:20], " a leading space", "Two\n\nLines"]:
+        assert spaced.decode(spaced.encode(t, add_special_tokens=False)) == t
+    assert tokenizer_options(plain) == [] and tokenizer_options(train_tokenizer(TEXTS, 600, line_space=True)) == [
+        "line_space"]
+    with pytest.raises(ValueError, match="wants a plain tokenizer"):
+        with_line_space(train_tokenizer(TEXTS, vocab_size=600, caseless=True))

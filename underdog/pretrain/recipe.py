@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from underdog.config import Strict
 from underdog.lm.load import ASSETS, LM, resolve_model_path
+from underdog.pretrain.tokenizer import OPTIONS
 from underdog.runs import Run, atomic_write_json, atomic_write_text, environment
 
 
@@ -45,8 +46,11 @@ class PretrainRecipe(Strict):
     # cut non-English words into syllables before BPE (pretrain.tokenizer.train_tokenizer); wants a vocabulary
     # of ~6k so that most syllables are whole tokens (recipes/pretrain-diag-scratch-syllables.yaml measures it)
     syllables: bool = False
-    # one token form per word: lines start with a space, capitals become "^ " + lower case (caseless_normalizer)
+    # one token form per word: lines start with a space, capitals become "^ " + lower case (line_space_normalizer)
     caseless: bool = False
+    # every line starts with a space, so a word at a line's start takes its in-line tokens; the one option that
+    # a continued run (init_from, tokenizer_from) can add to the tokenizer it inherits (with_line_space)
+    line_space: bool = False
     model: ModelShape = ModelShape()
     tokens: int = Field(30_000_000, gt=0)  # training tokens (approximate, packed)
     lr: float = Field(3e-3, gt=0)
@@ -81,6 +85,14 @@ class PretrainRecipe(Strict):
     def _separate_needs_init(self) -> PretrainRecipe:
         if self.separate_tokens and not self.init_from:
             raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
+        return self
+
+    @model_validator(mode="after")
+    def _options_fit_the_tokenizer(self) -> PretrainRecipe:
+        inherited = [o for o in ("syllables", "caseless") if getattr(self, o)]
+        if inherited and (self.init_from or self.tokenizer_from):
+            raise ValueError(f"{' and '.join(inherited)} train a new tokenizer, but init_from/tokenizer_from "
+                             "reuse the source model's: drop them (only line_space can be added to it)")
         return self
 
     @model_validator(mode="after")
@@ -198,7 +210,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     from underdog.pretrain.grow import collapsed_tokens
     from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
-    from underdog.pretrain.tokenizer import tokenizer_options, train_tokenizer
+    from underdog.pretrain.tokenizer import tokenizer_options, train_tokenizer, with_line_space
     from underdog.train import TrainConfig, save_trained, train
 
     if recipe.threads:
@@ -208,16 +220,19 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     def make_tokenizer(tmp: Path):
         tok = train_tokenizer(_texts(recipe.seed + 1_000_000, 4000, recipe), recipe.vocab_size, recipe.syllables,
-                              recipe.caseless)
+                              recipe.caseless, recipe.line_space)
         tok.save_pretrained(tmp)
         return {"vocab": len(tok)}
 
     if recipe.init_from or recipe.tokenizer_from:
         source = resolve_model_path(recipe.init_from or recipe.tokenizer_from)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
+        if recipe.line_space and not {"line_space", "caseless"} & set(tokenizer_options(tokenizer)):
+            tokenizer = with_line_space(tokenizer)
+            log(f"{source}'s tokenizer now starts every line with a space (line_space)")
     else:
         inputs = {"seed": recipe.seed, "vocab": recipe.vocab_size, "mix": recipe.mix}
-        inputs |= {option: True for option in ("syllables", "caseless") if getattr(recipe, option)}
+        inputs |= {option: True for option in OPTIONS if getattr(recipe, option)}
         run.stage("tokenizer", inputs, make_tokenizer)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(run.stage_dir("tokenizer"))
 
@@ -386,8 +401,7 @@ The emergence curve of the last stage (probe accuracy every {recipe.probe_every}
 
 
 def _options_note(options: list[str]) -> str:
-    notes = {"syllables": "words cut into syllables first", "caseless": "caseless: one token form per word"}
-    return f" ({'; '.join(notes[o] for o in options)})" if options else ""
+    return f" ({'; '.join(OPTIONS[o] for o in options)})" if options else ""
 
 
 def write_model_card(final_dir: str | Path, recipe: PretrainRecipe, command: str | None = None) -> None:
