@@ -1,12 +1,13 @@
-"""The drills of the pretraining mix: copy lists, recall units (line-end, mid-line, swapped) and their texts."""
+"""The drills of the pretraining mix: copy lists, recall units (line-end, mid-line, swapped), comparison chains."""
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
-from underdog.world.drills import COPY_ENGLISH, recall_swap_unit
+from underdog.world.drills import COPY_ENGLISH, chain_compare_unit, recall_swap_unit
 from underdog.world.episodes import pretrain_world, pretraining_texts
 
 
@@ -102,6 +103,33 @@ def test_swap_xor_drill_knobs_set_bias_and_lines_and_bad_knobs_are_named():
                          ({"lines": [3, 2]}, "lo <= hi"), ({"lines": 2}, "lo <= hi")):
         with pytest.raises(ValueError, match=message):
             pretraining_texts(3, 1, mix={"swap_xor": 1.0}, drill=bad)
+
+
+COMPARISON = re.compile(r"(?:compared to (?P<b1>\w+), (?P<a1>\w+) are (?P<c1>more|less) (?P<x1>\w+)"
+                        r"|(?P<a2>\w+) are (?P<c2>more|less) (?P<x2>\w+) (?:than|when compared with) (?P<b2>\w+))\.")
+
+
+def _above(line: str) -> tuple[str, str, str]:
+    """(higher name, lower name, adjective) of a comparison line."""
+    m = COMPARISON.fullmatch(line.lower())
+    a, b, comparator, adj = (m["a1"], m["b1"], m["c1"], m["x1"]) if m["a1"] else (m["a2"], m["b2"], m["c2"], m["x2"])
+    return (a, b, adj) if comparator == "more" else (b, a, adj)
+
+
+def test_chain_units_ask_true_comparisons_whose_comparator_decides_the_name_that_follows():
+    world, inner = pretrain_world(8, 0), 0
+    for i in range(200):
+        stated, asked = chain_compare_unit(world, random.Random(i))
+        facts = [_above(line) for line in stated]
+        assert {_above(line) for line in asked} <= set(facts) and len(asked) >= 2
+        chain_adj = _above(asked[0])[2]
+        chain = [f for f in facts if f[2] == chain_adj]
+        highs, lows = {h for h, _, _ in chain}, {lo for _, lo, _ in chain}
+        inner += len(highs & lows)  # above one neighbour, below the other
+        assert len(chain) == len(asked) and len(highs) == len(lows) == len(chain)
+    assert inner >= 200
+    assert {"more", "less"} <= {w for i in range(5) for line in chain_compare_unit(world, random.Random(i))[1]
+                                for w in line.split()}
 
 
 def test_context_and_answers_splits_each_unit_at_its_last_blank_line():

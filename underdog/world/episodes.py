@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from underdog.world import World, make_world, open_question, support_documents
 from underdog.world.drills import (
+    chain_compare_text,
     copy_mixed_text,
     copy_text,
     fill,
@@ -429,6 +430,8 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "icl_pairs_props": _episodes_text(pair_episode, kinds=("has",)),
     "rewrite": _rewrite_text, "copy": copy_text, "copy_mixed": copy_mixed_text, "recall": recall_text,
     "recall_slot": recall_slot_text, "recall_swap": recall_swap_text,
+    # comparison chains: an inner name is above one neighbour and below the other, the comparator says which
+    "recall_chain": chain_compare_text,
     # one-line swapped units, biased: "more" always (the role alone decides), then 75/75 (role XOR comparator)
     "swap_role": swap_role_text, "swap_xor": swap_xor_text,
     "judge": _judge_text, "numbers": numbers_text,
