@@ -22,7 +22,8 @@ b c . again : a b c ."), ``copy_mixed`` (lists that mix in the templates' Englis
 link word." lines, then the same lines shuffled, so only the name before the link tells the word after it),
 ``recall_slot`` (the recalled word mid-line, where a comparison's comparator sits), ``recall_swap`` (such lines
 asked as stated or with their names swapped, "more" and "less" flipped), ``swap_role`` and ``swap_xor`` (the
-same on one line, biased so that the flip can be learnt) and ``numbers``.
+same on one line, biased so that the flip can be learnt), ``recall_chain`` (comparison chains whose inner names
+stand in two lines, so the comparator decides the name after "than") and ``numbers``.
 Each text holds about 100-600 whitespace-separated words.
 """
 
