@@ -132,6 +132,16 @@ def test_chain_units_ask_true_comparisons_whose_comparator_decides_the_name_that
                                 for w in line.split()}
 
 
+def test_more_only_chains_state_every_pair_with_more_and_ask_it_either_way():
+    world, asked_less = pretrain_world(8, 0), 0
+    for i in range(50):
+        stated, asked = chain_compare_unit(world, random.Random(i), more_only=True)
+        assert all(re.fullmatch(r"[A-Z]\w+ are more \w+ than \w+\.", line) for line in stated)
+        assert sorted(_above(line) for line in asked) == sorted(_above(line) for line in stated)
+        asked_less += sum(" less " in line for line in asked)
+    assert asked_less > 40
+
+
 def test_context_and_answers_splits_each_unit_at_its_last_blank_line():
     from underdog.world.drills import context_and_answers
 

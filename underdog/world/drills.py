@@ -7,7 +7,7 @@ more/less flipped; one unit is ``recall_swap_unit``, which ``pretrain.probe.Look
 ``swap_role_text`` and ``swap_xor_text`` (swapped units biased so that the role of the asked name, and then
 its XOR with the comparator, can be learnt; ``biased_swap_unit``; ``swap_xor_settings`` checks a recipe's knobs),
 ``chain_compare_text`` (comparison chains whose inner names stand in two lines, so the comparator decides the
-name that follows it) and ``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random length; ``episodes`` builds its texts
+name that follows it; ``more_only``, every pair stated with "more", is its first step) and ``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random length; ``episodes`` builds its texts
 with it too.
 """
 
@@ -156,31 +156,33 @@ def biased_swap_unit(world: World, rng: random.Random, p_more: float, p_stated: 
 
 
 def chain_compare_unit(world: World, rng: random.Random, length: tuple[int, int] = (3, 5),
-                       others: tuple[int, int] = (0, 3)) -> tuple[list[str], list[str]]:
+                       others: tuple[int, int] = (0, 3), more_only: bool = False) -> tuple[list[str], list[str]]:
     """(stated, asked) lines of a comparison chain: names ordered by one adjective, each neighbouring pair stated
     once, with "more" or "less" and any comparison phrasing, among ``others`` unrelated comparisons; then
     pairs asked in either order. An inner name stands in two lines, once above and once below, so what follows
     "<Name> are more <adj> than" is decided by the comparator: the binding the ``icl_pairs`` units (every
-    name in one line) never ask for."""
-    names = [w + "s" for w in rng.sample(world.words, rng.randint(*length) + 2 * others[1])]
-    chain, spare = names[: len(names) - 2 * others[1]], names[len(names) - 2 * others[1]:]
+    name in one line) never ask for. ``more_only`` is the first step of that: every pair stated "A are more
+    <adj> than B", no other comparisons, asked as stated or as "B are less <adj> than A"."""
+    n_others = 0 if more_only else rng.randint(*others)
+    names = [w + "s" for w in rng.sample(world.words, rng.randint(*length) + 2 * n_others)]
+    chain, spare = names[: len(names) - 2 * n_others], names[len(names) - 2 * n_others:]
     adjective = rng.choice(ADJECTIVES)
     other_adjectives = [a for a in ADJECTIVES if a != adjective]
     pairs = [(hi, lo, adjective) for hi, lo in zip(chain, chain[1:])]
-    extra = [(spare[2 * i], spare[2 * i + 1], rng.choice(other_adjectives)) for i in range(rng.randint(*others))]
+    extra = [(spare[2 * i], spare[2 * i + 1], rng.choice(other_adjectives)) for i in range(n_others)]
 
-    def say(hi: str, lo: str, adj: str) -> str:
-        a, b, comparator = (hi, lo, "more") if rng.random() < 0.5 else (lo, hi, "less")
-        template = rng.choice(PHRASINGS[comparator]).replace("| ", "")
-        return capitalize(template.format(a=a, b=b, attr=adj)) + "."
+    def say(hi: str, lo: str, adj: str, stated: bool) -> str:
+        a, b, comparator = (hi, lo, "more") if rng.random() < 0.5 or (more_only and stated) else (lo, hi, "less")
+        template = PHRASINGS[comparator][0] if more_only else rng.choice(PHRASINGS[comparator])
+        return capitalize(template.replace("| ", "").format(a=a, b=b, attr=adj)) + "."
 
-    stated = [say(*p) for p in rng.sample(pairs + extra, len(pairs) + len(extra))]
-    asked = [say(*p) for p in rng.sample(pairs, len(pairs))]
+    stated = [say(*p, stated=True) for p in rng.sample(pairs + extra, len(pairs) + len(extra))]
+    asked = [say(*p, stated=False) for p in rng.sample(pairs, len(pairs))]
     return stated, asked
 
 
-def chain_compare_text(world: World, rng: random.Random) -> str:
-    return _recall_units(rng, lambda: chain_compare_unit(world, rng))
+def chain_compare_text(world: World, rng: random.Random, more_only: bool = False) -> str:
+    return _recall_units(rng, lambda: chain_compare_unit(world, rng, more_only=more_only))
 
 
 def swap_role_text(world: World, rng: random.Random) -> str:

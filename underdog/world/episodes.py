@@ -23,7 +23,8 @@ link word." lines, then the same lines shuffled, so only the name before the lin
 ``recall_slot`` (the recalled word mid-line, where a comparison's comparator sits), ``recall_swap`` (such lines
 asked as stated or with their names swapped, "more" and "less" flipped), ``swap_role`` and ``swap_xor`` (the
 same on one line, biased so that the flip can be learnt), ``recall_chain`` (comparison chains whose inner names
-stand in two lines, so the comparator decides the name after "than") and ``numbers``.
+stand in two lines, so the comparator decides the name after "than"; ``recall_chain_more``: every pair stated
+with "more") and ``numbers``.
 Each text holds about 100-600 whitespace-separated words.
 """
 
@@ -433,6 +434,8 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "recall_slot": recall_slot_text, "recall_swap": recall_swap_text,
     # comparison chains: an inner name is above one neighbour and below the other, the comparator says which
     "recall_chain": chain_compare_text,
+    # its first step: every pair stated "A are more <adj> than B", asked as stated or as "B are less ... than A"
+    "recall_chain_more": lambda w, r: chain_compare_text(w, r, more_only=True),
     # one-line swapped units, biased: "more" always (the role alone decides), then 75/75 (role XOR comparator)
     "swap_role": swap_role_text, "swap_xor": swap_xor_text,
     "judge": _judge_text, "numbers": numbers_text,
