@@ -58,7 +58,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import json
 
     from underdog.lm import load
-    from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
+    from underdog.pretrain.probe import ChainProbe, ComparatorProbe, IclProbe, LookupProbe
     from underdog.world import SPLITS
 
     lo, _, hi = args.lines.partition("-")
@@ -70,8 +70,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     correct = probe.answers(lm)
     report = {"model": args.model, "icl": probe.accuracy(correct), "icl_by_kind": probe.accuracy(correct, by_kind=True),
               "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units, lines=lines)(lm),
-              "comparator_lines": list(lines)}
-    for key in ("icl", "lookup", "comparator"):
+              "comparator_lines": list(lines), "chain": ChainProbe(units=args.chain_units)(lm),
+              "chain_more": ChainProbe(units=args.chain_units, more_only=True)(lm)}
+    for key in ("icl", "lookup", "comparator", "chain", "chain_more"):
         print(f"{key:10s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -189,11 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tokens=1000000 model.hidden=128")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("probe", help="the pretraining probes on any model: ICL by split, lookup, comparator flip")
+    p = sub.add_parser("probe", help="the pretraining probes on any model: ICL by split, lookup, comparator flip, chain")
     p.add_argument("--model", default="builtin", help="model directory or builtin / builtin-large")
     p.add_argument("--per-split", type=int, default=40, dest="per_split", help="ICL probe questions per split")
     p.add_argument("--units", type=int, default=100, help="units of the comparator probe")
     p.add_argument("--lines", default="1", help="stated lines a comparator unit: N or LO-HI (default 1)")
+    p.add_argument("--chain-units", type=int, default=400, dest="chain_units",
+                   help="comparison chains of the chain probe (its plain first step too)")
     p.add_argument("--out", help="write the figures to this JSON file too")
     p.add_argument("--allow-pickle", action="store_true", help="allow loading pickled (.bin) weights you trust")
     p.set_defaults(func=cmd_probe)

@@ -253,10 +253,12 @@ def test_probe_command_reports_every_probe_on_a_saved_model(tmp_path, capsys):
 
     save_model_dir(tmp_path / "m", "llama")
     out = tmp_path / "probe.json"
-    assert main(["probe", "--model", str(tmp_path / "m"), "--per-split", "2", "--units", "4", "--out", str(out)]) == 0
+    assert main(["probe", "--model", str(tmp_path / "m"), "--per-split", "2", "--units", "4", "--chain-units", "8",
+                 "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["icl"]) == {"forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"}
     assert set(report["lookup"]) == {"copied", "swapped"} and "all" in report["comparator"]
+    assert set(report["chain"]) <= {"repeated", "other"} and set(report["chain_more"]) == {"repeated", "other"}
     assert "comparator all" in capsys.readouterr().out
 
 

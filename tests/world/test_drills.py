@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from underdog.world.drills import COPY_ENGLISH, chain_compare_unit, recall_swap_unit
+from underdog.world.drills import COPY_ENGLISH, chain_compare_unit, comparison_order, recall_swap_unit
 from underdog.world.episodes import pretrain_world, pretraining_texts
 
 
@@ -105,15 +105,10 @@ def test_swap_xor_drill_knobs_set_bias_and_lines_and_bad_knobs_are_named():
             pretraining_texts(3, 1, mix={"swap_xor": 1.0}, drill=bad)
 
 
-COMPARISON = re.compile(r"(?:compared to (?P<b1>\w+), (?P<a1>\w+) are (?P<c1>more|less) (?P<x1>\w+)"
-                        r"|(?P<a2>\w+) are (?P<c2>more|less) (?P<x2>\w+) (?:than|when compared with) (?P<b2>\w+))\.")
-
-
 def _above(line: str) -> tuple[str, str, str]:
-    """(higher name, lower name, adjective) of a comparison line."""
-    m = COMPARISON.fullmatch(line.lower())
-    a, b, comparator, adj = (m["a1"], m["b1"], m["c1"], m["x1"]) if m["a1"] else (m["a2"], m["b2"], m["c2"], m["x2"])
-    return (a, b, adj) if comparator == "more" else (b, a, adj)
+    order = comparison_order(line)
+    assert order is not None, line
+    return order
 
 
 def test_chain_units_ask_true_comparisons_whose_comparator_decides_the_name_that_follows():
@@ -130,6 +125,13 @@ def test_chain_units_ask_true_comparisons_whose_comparator_decides_the_name_that
     assert inner >= 200
     assert {"more", "less"} <= {w for i in range(5) for line in chain_compare_unit(world, random.Random(i))[1]
                                 for w in line.split()}
+
+
+def test_comparison_order_reads_every_phrasing_and_nothing_else():
+    assert comparison_order("Taklods are less busy than rislos.") == ("rislos", "taklods", "busy")
+    assert comparison_order("Compared to rislos, taklods are more busy.") == ("taklods", "rislos", "busy")
+    assert comparison_order("Rislos are more busy when compared with taklods.") == ("rislos", "taklods", "busy")
+    assert comparison_order("Rislos are a kind of taklod.") is None
 
 
 def test_more_only_chains_state_every_pair_with_more_and_ask_it_either_way():

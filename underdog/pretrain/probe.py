@@ -11,7 +11,9 @@ ends that line, the lookup a reversal needs ("Glamba are" -> "Rulbud are less ge
 The comparator probe asks only that flip, "more" or "less" after "<Name> are", in one-line units split into four
 cells, the asked name's role (``copied``/``swapped``) by the comparator stated (``less``/``more``): balanced, the
 right answer is the XOR of the two (docs/builtin-model.md), and a model that has learnt one bit alone passes two
-cells and fails the other two.
+cells and fails the other two. The chain probe (``ChainProbe``) asks the name after the comparator: in
+comparison chains (``drills.chain_compare_unit``) an inner name stands above one neighbour and below the other,
+so only the comparator of "<Name> are more <adj> than" says which neighbour follows.
 """
 
 from __future__ import annotations
@@ -145,3 +147,42 @@ class ComparatorProbe:
             hits.setdefault(cell, []).append(ok)
             hits.setdefault("all", []).append(ok)
         return {cell: sum(v) / len(v) for cell, v in sorted(hits.items())}
+
+
+class ChainProbe:
+    """``units`` fixed comparison chains of world ``seed`` (evaluation pool, no unrelated lines; ``more_only``
+    for the drill's first step): for every asked line "X are C <adj> than Y" whose X is an inner name, is Y
+    likelier after "X are C <adj> than" than X's other neighbour? Accuracy for ``repeated`` lines (the line
+    was stated word for word) and ``other`` ones (stated the other way round, or in another phrasing); 0.5 is
+    a comparator ignored."""
+
+    def __init__(self, seed: int = 99_004, units: int = 200, more_only: bool = False) -> None:
+        from underdog.world import make_world
+        from underdog.world.drills import chain_compare_unit, comparison_order
+
+        world = make_world(seed, pool="eval")
+        rng = random.Random(seed)
+        self.items: list[tuple[str, str, str, str]] = []  # (kind, prefix, right name, other neighbour)
+        for _ in range(units):
+            stated, asked = chain_compare_unit(world, rng, others=(0, 0), more_only=more_only)
+            orders = [comparison_order(line) for line in stated]
+            for line in asked:
+                words = line.rstrip(".").split()
+                if len(words) != 6 or words[4] != "than":
+                    continue
+                name = words[0].lower()
+                partners = {hi if lo == name else lo for hi, lo, _ in orders if name in (hi, lo)} - {words[5]}
+                if len(partners) == 1:
+                    kind = "repeated" if line in stated else "other"
+                    self.items.append((kind, "\n".join(stated) + "\n\n" + " ".join(words[:5]), words[5],
+                                       partners.pop()))
+
+    def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
+        """Accuracy per kind, ``repeated`` and ``other``."""
+        pairs = [encode_pair(lm.tokenizer, prefix, " " + name) for _, prefix, right, other in self.items
+                 for name in (right, other)]
+        scores = score_tokens(lm, pairs, batch_size=batch_size)
+        hits: dict[str, list[bool]] = {}
+        for i, (kind, _, _, _) in enumerate(self.items):
+            hits.setdefault(kind, []).append(scores[2 * i].logprob > scores[2 * i + 1].logprob)
+        return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}

@@ -14,6 +14,7 @@ with it too.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 
 from underdog.world import World
@@ -179,6 +180,20 @@ def chain_compare_unit(world: World, rng: random.Random, length: tuple[int, int]
     stated = [say(*p, stated=True) for p in rng.sample(pairs + extra, len(pairs) + len(extra))]
     asked = [say(*p, stated=False) for p in rng.sample(pairs, len(pairs))]
     return stated, asked
+
+
+_COMPARISON = re.compile(r"(?:compared to (?P<b1>\w+), (?P<a1>\w+) are (?P<c1>more|less) (?P<x1>\w+)"
+                         r"|(?P<a2>\w+) are (?P<c2>more|less) (?P<x2>\w+) (?:than|when compared with) (?P<b2>\w+))\.")
+
+
+def comparison_order(line: str) -> tuple[str, str, str] | None:
+    """(higher, lower, adjective) of a comparison line in any of its phrasings, lower-cased; None for any other
+    line. "Taklods are less busy than rislos." -> ("rislos", "taklods", "busy")."""
+    m = _COMPARISON.fullmatch(line.strip().lower())
+    if m is None:
+        return None
+    a, b, comparator, adj = (m["a1"], m["b1"], m["c1"], m["x1"]) if m["a1"] else (m["a2"], m["b2"], m["c2"], m["x2"])
+    return (a, b, adj) if comparator == "more" else (b, a, adj)
 
 
 def chain_compare_text(world: World, rng: random.Random, more_only: bool = False) -> str:
