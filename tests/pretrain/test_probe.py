@@ -5,7 +5,7 @@ from underdog.lm.load import LM
 from underdog.lm.score import Score
 from underdog.pretrain import probe as probe_module
 from underdog.pretrain.probe import ChainProbe
-from underdog.world.drills import comparison_order
+from underdog.world.render import comparison_order
 
 
 def test_chain_probe_asks_an_inner_name_between_its_two_neighbours():

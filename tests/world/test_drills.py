@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from underdog.world.drills import COPY_ENGLISH, chain_compare_unit, comparison_order, recall_swap_unit
+from underdog.world.drills import COPY_ENGLISH, chain_compare_unit, recall_swap_unit
 from underdog.world.episodes import pretrain_world, pretraining_texts
+from underdog.world.render import comparison_order
 
 
 def test_mixed_copy_exercises_repeat_lists_of_nonsense_and_template_words():
@@ -125,13 +126,6 @@ def test_chain_units_ask_true_comparisons_whose_comparator_decides_the_name_that
     assert inner >= 200
     assert {"more", "less"} <= {w for i in range(5) for line in chain_compare_unit(world, random.Random(i))[1]
                                 for w in line.split()}
-
-
-def test_comparison_order_reads_every_phrasing_and_nothing_else():
-    assert comparison_order("Taklods are less busy than rislos.") == ("rislos", "taklods", "busy")
-    assert comparison_order("Compared to rislos, taklods are more busy.") == ("taklods", "rislos", "busy")
-    assert comparison_order("Rislos are more busy when compared with taklods.") == ("rislos", "taklods", "busy")
-    assert comparison_order("Rislos are a kind of taklod.") is None
 
 
 def test_more_only_chains_state_every_pair_with_more_and_ask_it_either_way():

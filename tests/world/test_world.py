@@ -26,7 +26,7 @@ from underdog.world import (
     write_world,
 )
 from underdog.world.knowledge import ADJECTIVES, ENGLISH_PROPERTIES
-from underdog.world.render import LEADINS, PHRASINGS, cloze
+from underdog.world.render import LEADINS, PHRASINGS, cloze, comparison_order
 from underdog.world.words import SYLLABLES, Lexicon, is_valid_word, make_words, stopwords, word_pool
 
 SMALL = {"n_dimensions": 6, "n_syllogisms": 12, "n_categories": 20, "n_families": 4}
@@ -239,3 +239,10 @@ def test_world_command_takes_size_overrides_and_names_a_bad_key(tmp_path, capsys
     assert "n_families takes an integer" in capsys.readouterr().err
     assert main(["world", "--seed", "3", "--size", "p_more=2", "--out", str(tmp_path / "x")]) == 2
     assert "p_more is a probability" in capsys.readouterr().err
+
+
+def test_comparison_order_reads_every_phrasing_and_nothing_else():
+    assert comparison_order("Taklods are less busy than rislos.") == ("rislos", "taklods", "busy")
+    assert comparison_order("Compared to rislos, taklods are more busy.") == ("taklods", "rislos", "busy")
+    assert comparison_order("Rislos are more busy when compared with taklods.") == ("rislos", "taklods", "busy")
+    assert comparison_order("Rislos are a kind of taklod.") is None

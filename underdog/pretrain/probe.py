@@ -158,7 +158,8 @@ class ChainProbe:
 
     def __init__(self, seed: int = 99_004, units: int = 200, more_only: bool = False) -> None:
         from underdog.world import make_world
-        from underdog.world.drills import chain_compare_unit, comparison_order
+        from underdog.world.drills import chain_compare_unit
+        from underdog.world.render import comparison_order
 
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)

@@ -117,8 +117,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, syllables: boo
     else:
         tok.pre_tokenizer = byte_level
     if caseless or line_space:
-        tok.normalizer = line_space_normalizer(caseless)
-    tok.decoder = line_space_decoder(caseless) if caseless or line_space else decoders.ByteLevel()
+        tok.normalizer, tok.decoder = line_space_normalizer(caseless), line_space_decoder(caseless)
+    else:
+        tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=2,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer)

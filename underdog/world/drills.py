@@ -5,21 +5,21 @@ sharing one link, then the same lines shuffled), ``recall_slot_text`` (the recal
 comparison's comparator sits), ``recall_swap_text`` (lines asked as stated or with their names swapped,
 more/less flipped; one unit is ``recall_swap_unit``, which ``pretrain.probe.LookupProbe`` asks too),
 ``swap_role_text`` and ``swap_xor_text`` (swapped units biased so that the role of the asked name, and then
-its XOR with the comparator, can be learnt; ``biased_swap_unit``; ``swap_xor_settings`` checks a recipe's knobs),
-``chain_compare_text`` (comparison chains whose inner names stand in two lines, so the comparator decides the
-name that follows it; ``more_only``, every pair stated with "more", is its first step) and ``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random length; ``episodes`` builds its texts
-with it too.
+its XOR with the comparator, can be learnt; ``biased_swap_unit``; ``swap_xor_settings`` checks a recipe's
+knobs), ``chain_compare_text`` (comparison chains whose inner names stand in two lines, so the comparator
+decides the name that follows it; ``more_only``, every pair stated with "more", is its first step) and
+``numbers_text`` (counting, addition, comparison). ``fill`` joins units into one pretraining text of a random
+length; ``episodes`` builds its texts with it too.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 
 from underdog.world import World
-from underdog.world.knowledge import ADJECTIVES
-from underdog.world.render import PHRASINGS, capitalize
+from underdog.world.knowledge import ADJECTIVES, Fact
+from underdog.world.render import PHRASINGS, capitalize, statement
 
 MAX_WORDS = 600
 
@@ -165,7 +165,7 @@ def chain_compare_unit(world: World, rng: random.Random, length: tuple[int, int]
     name in one line) never ask for. ``more_only`` is the first step of that: every pair stated "A are more
     <adj> than B", no other comparisons, asked as stated or as "B are less <adj> than A"."""
     n_others = 0 if more_only else rng.randint(*others)
-    names = [w + "s" for w in rng.sample(world.words, rng.randint(*length) + 2 * n_others)]
+    names = rng.sample(world.words, rng.randint(*length) + 2 * n_others)
     chain, spare = names[: len(names) - 2 * n_others], names[len(names) - 2 * n_others:]
     adjective = rng.choice(ADJECTIVES)
     other_adjectives = [a for a in ADJECTIVES if a != adjective]
@@ -174,26 +174,12 @@ def chain_compare_unit(world: World, rng: random.Random, length: tuple[int, int]
 
     def say(hi: str, lo: str, adj: str, stated: bool) -> str:
         a, b, comparator = (hi, lo, "more") if rng.random() < 0.5 or (more_only and stated) else (lo, hi, "less")
-        template = PHRASINGS[comparator][0] if more_only else rng.choice(PHRASINGS[comparator])
-        return capitalize(template.replace("| ", "").format(a=a, b=b, attr=adj)) + "."
+        phrasing = 0 if more_only else rng.randrange(len(PHRASINGS[comparator]))
+        return capitalize(statement(Fact("", "comparison", comparator, a, b, adj), phrasing)) + "."
 
     stated = [say(*p, stated=True) for p in rng.sample(pairs + extra, len(pairs) + len(extra))]
     asked = [say(*p, stated=False) for p in rng.sample(pairs, len(pairs))]
     return stated, asked
-
-
-_COMPARISON = re.compile(r"(?:compared to (?P<b1>\w+), (?P<a1>\w+) are (?P<c1>more|less) (?P<x1>\w+)"
-                         r"|(?P<a2>\w+) are (?P<c2>more|less) (?P<x2>\w+) (?:than|when compared with) (?P<b2>\w+))\.")
-
-
-def comparison_order(line: str) -> tuple[str, str, str] | None:
-    """(higher, lower, adjective) of a comparison line in any of its phrasings, lower-cased; None for any other
-    line. "Taklods are less busy than rislos." -> ("rislos", "taklods", "busy")."""
-    m = _COMPARISON.fullmatch(line.strip().lower())
-    if m is None:
-        return None
-    a, b, comparator, adj = (m["a1"], m["b1"], m["c1"], m["x1"]) if m["a1"] else (m["a2"], m["b2"], m["c2"], m["x2"])
-    return (a, b, adj) if comparator == "more" else (b, a, adj)
 
 
 def chain_compare_text(world: World, rng: random.Random, more_only: bool = False) -> str:

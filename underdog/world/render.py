@@ -169,6 +169,20 @@ _REGEXES = [(rel, i, _template_regex(t, REL_KIND[rel] != "family"))
             for rel, ts in PHRASINGS.items() for i, t in enumerate(ts)]
 
 
+def comparison_order(line: str) -> tuple[str, str, str] | None:
+    """(higher, lower, adjective) of a comparison statement in any of its phrasings (names plural, lower-cased);
+    None for any other line. "Taklods are less busy than rislos." -> ("rislos", "taklods", "busy")."""
+    s = line.strip().lower()
+    if not s.endswith("."):
+        return None
+    for rel, _, rx in _REGEXES:
+        m = rx.fullmatch(s[:-1]) if rel in ("more", "less") else None
+        if m:
+            a, b = m["a"] + "s", m["b"] + "s"
+            return (a, b, m["attr"]) if rel == "more" else (b, a, m["attr"])
+    return None
+
+
 def strip_leadin(text: str) -> str:
     """"Did you know that X?" / "Note that X." -> "X." (capitalised); other sentences unchanged."""
     s = text.strip()
