@@ -58,7 +58,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import json
 
     from underdog.lm import load
-    from underdog.pretrain.probe import ChainProbe, ComparatorProbe, IclProbe, LookupProbe
+    from underdog.pretrain.probe import ChainProbe, ComparatorProbe, IclProbe, LookupProbe, PairProbe
     from underdog.world import SPLITS
 
     lo, _, hi = args.lines.partition("-")
@@ -71,9 +71,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     report = {"model": args.model, "icl": probe.accuracy(correct), "icl_by_kind": probe.accuracy(correct, by_kind=True),
               "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units, lines=lines)(lm),
               "comparator_lines": list(lines), "chain": ChainProbe(units=args.chain_units)(lm),
-              "chain_more": ChainProbe(units=args.chain_units, more_only=True)(lm)}
-    for key in ("icl", "lookup", "comparator", "chain", "chain_more"):
-        print(f"{key:10s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
+              "chain_more": ChainProbe(units=args.chain_units, more_only=True)(lm),
+              "pairs": PairProbe()(lm), "pairs_family": PairProbe(family=True)(lm)}
+    for key in ("icl", "lookup", "comparator", "chain", "chain_more", "pairs", "pairs_family"):
+        print(f"{key:12s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

@@ -26,7 +26,8 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
             "probe_every=2", "probe_per_split=2", "final_probe_per_split=2", "save_every=2", "threads=1"]
     assert main(args) == 0
     log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
-    assert log and {"step", "loss", "tokens_seen", "probe", "probe_by_kind", "lookup"} <= set(log[0])
+    assert log and {"step", "loss", "tokens_seen", "probe", "probe_by_kind", "lookup", "chain", "chain_more",
+                   "pairs", "pairs_family"} <= set(log[0])
     summary = json.loads((out / "final" / "pretrain_summary.json").read_text())
     assert summary["parameters"] > 0 and set(summary["probe_icl"]) >= {"forward", "reversal", "syllogism"}
     card = (tmp_path / "assets" / "toy" / "MODEL_CARD.md").read_text()
@@ -36,6 +37,8 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
     assert "by split and kind of fact" in card
     assert set(summary["lookup"]) == {"copied", "swapped"} and "Lookup probe" in card
     assert "all" in summary["comparator"] and "Comparator probe" in card
+    assert set(summary["chain"]) == set(summary["chain_more"]) == {"repeated", "other"} and "Chain probe" in card
+    assert set(summary["pairs"]) == set(summary["pairs_family"]) == {"copied", "swapped"} and "Pair probe" in card
     lm = load(tmp_path / "assets" / "toy")
     assert lm.tokenizer.convert_tokens_to_ids("<|im_start|>") != lm.tokenizer.unk_token_id
     # a second run finds the finished tokenizer stage and the final checkpoint: nothing is retrained
@@ -259,6 +262,7 @@ def test_probe_command_reports_every_probe_on_a_saved_model(tmp_path, capsys):
     assert set(report["icl"]) == {"forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop"}
     assert set(report["lookup"]) == {"copied", "swapped"} and "all" in report["comparator"]
     assert set(report["chain"]) <= {"repeated", "other"} and set(report["chain_more"]) == {"repeated", "other"}
+    assert set(report["pairs"]) == set(report["pairs_family"]) == {"copied", "swapped"}
     assert "comparator all" in capsys.readouterr().out
 
 

@@ -1,4 +1,5 @@
-"""The drills of the pretraining mix: copy lists, recall units (line-end, mid-line, swapped), comparison chains."""
+"""The drills of the pretraining mix: copy lists, recall units (line-end, mid-line, swapped), comparison chains,
+disjoint pairs and pairs asked back to front."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import re
 
 import pytest
 
-from underdog.world.drills import COPY_ENGLISH, chain_compare_unit, recall_swap_unit
+from underdog.world.drills import (
+    COPY_ENGLISH,
+    back_pairs_text,
+    chain_compare_unit,
+    pair_unit,
+    recall_swap_unit,
+)
 from underdog.world.episodes import pretrain_world, pretraining_texts
 from underdog.world.render import comparison_order
 
@@ -156,3 +163,27 @@ def test_every_context_kind_writes_units_of_a_context_then_answers():
             units = context_and_answers(text)
             # a context of one or more lines, then answer lines, with no blank line among the answers
             assert all(c.endswith("\n\n") and c.strip() and a.strip() and "\n\n" not in a for c, a in units), kind
+
+
+def test_pair_units_name_each_word_once_and_ask_every_pair_either_way():
+    world, asked_less = pretrain_world(8, 0), 0
+    for i in range(50):
+        stated, asked = pair_unit(world, random.Random(i))
+        assert all(re.fullmatch(r"[A-Z]\w+ are more \w+ than \w+\.", line) for line in stated)
+        facts = [_above(line) for line in stated]
+        names = [n for hi, lo, _ in facts for n in (hi, lo)]
+        assert len(set(names)) == len(names) and 2 <= len(facts) <= 5 and len({f[2] for f in facts}) == 1
+        assert sorted(_above(line) for line in asked) == sorted(facts)
+        asked_less += sum(" less " in line for line in asked)
+    assert asked_less > 40
+
+
+@pytest.mark.parametrize("gap", [(0, 0), (1, 3)])
+def test_back_pairs_ask_every_stated_pair_back_to_front(gap):
+    world = pretrain_world(8, 0)
+    for line in back_pairs_text(world, random.Random(3), gap=gap).split("\n"):
+        stated, asked = line.removeprefix("pairs : ").removesuffix(" .").split(" . back : ")
+        pairs = [(p.split()[0], p.split()[-1]) for p in stated.split(" , ")]
+        fillers = [len(p.split()) - 2 for p in stated.split(" , ")]
+        assert sorted((a, b) for b, a in (p.split() for p in asked.split(" , "))) == sorted(pairs)
+        assert len({w for p in pairs for w in p}) == 2 * len(pairs) and all(gap[0] <= f <= gap[1] for f in fillers)

@@ -149,7 +149,23 @@ class ComparatorProbe:
         return {cell: sum(v) / len(v) for cell, v in sorted(hits.items())}
 
 
-class ChainProbe:
+class _NameProbe:
+    """Items (kind, prefix, right name, other name): is the right name likelier after the prefix? Accuracy per
+    kind."""
+
+    items: list[tuple[str, str, str, str]]
+
+    def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
+        pairs = [encode_pair(lm.tokenizer, prefix, " " + name) for _, prefix, right, other in self.items
+                 for name in (right, other)]
+        scores = score_tokens(lm, pairs, batch_size=batch_size)
+        hits: dict[str, list[bool]] = {}
+        for i, (kind, _, _, _) in enumerate(self.items):
+            hits.setdefault(kind, []).append(scores[2 * i].logprob > scores[2 * i + 1].logprob)
+        return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
+
+
+class ChainProbe(_NameProbe):
     """``units`` fixed comparison chains of world ``seed`` (evaluation pool, no unrelated lines; ``more_only``
     for the drill's first step): for every asked line "X are C <adj> than Y" whose X is an inner name, is Y
     likelier after "X are C <adj> than" than X's other neighbour? Accuracy for ``repeated`` lines (the line
@@ -163,7 +179,7 @@ class ChainProbe:
 
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)
-        self.items: list[tuple[str, str, str, str]] = []  # (kind, prefix, right name, other neighbour)
+        self.items = []
         for _ in range(units):
             stated, asked = chain_compare_unit(world, rng, others=(0, 0), more_only=more_only)
             orders = [comparison_order(line) for line in stated]
@@ -178,12 +194,29 @@ class ChainProbe:
                     self.items.append((kind, "\n".join(stated) + "\n\n" + " ".join(words[:5]), words[5],
                                        partners.pop()))
 
-    def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
-        """Accuracy per kind, ``repeated`` and ``other``."""
-        pairs = [encode_pair(lm.tokenizer, prefix, " " + name) for _, prefix, right, other in self.items
-                 for name in (right, other)]
-        scores = score_tokens(lm, pairs, batch_size=batch_size)
-        hits: dict[str, list[bool]] = {}
-        for i, (kind, _, _, _) in enumerate(self.items):
-            hits.setdefault(kind, []).append(scores[2 * i].logprob > scores[2 * i + 1].logprob)
-        return {kind: sum(v) / len(v) for kind, v in sorted(hits.items())}
+
+class PairProbe(_NameProbe):
+    """The lookup under every reversal, with nothing else to weigh: ``units`` fixed units of 2-5 disjoint pairs
+    (``drills.pair_unit``: "A are more <adj> than B", or with ``family`` "A is the parent of B", evaluation-pool
+    words of world ``seed``), each pair asked once, as stated (``copied``: the name after "A are more <adj>
+    than") or the other way round (``swapped``: the name after "B are less <adj> than", the subject of B's
+    line). The right name is scored against the name in the same role of another line; chance 0.5."""
+
+    def __init__(self, seed: int = 99_005, units: int = 150, family: bool = False) -> None:
+        from underdog.world import make_world
+        from underdog.world.drills import pair_unit
+
+        world = make_world(seed, pool="eval")
+        rng = random.Random(seed)
+        self.items = []
+        for _ in range(units):
+            stated, asked = pair_unit(world, rng, family=family)
+            for line in asked:
+                *prefix, answer = line.rstrip(".").split()
+                others = [s for s in stated if answer.lower() not in s.lower().rstrip(".").split()]
+                other = rng.choice(others).rstrip(".").split()
+                if line in stated:
+                    self.items.append(("copied", "\n".join(stated) + "\n\n" + " ".join(prefix), answer, other[-1]))
+                else:
+                    subject = other[0] if family else other[0].lower()
+                    self.items.append(("swapped", "\n".join(stated) + "\n\n" + " ".join(prefix), answer, subject))

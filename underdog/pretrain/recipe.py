@@ -4,8 +4,9 @@ setup: a tokenizer trained on pretraining-pool world text and a small Llama conf
 loop (``underdog.train``) on a packed mix of documents, in-context episodes, rewrite episodes, copy
 exercises and short QA from many pretraining-pool worlds (``underdog.world.episodes``), full-sequence loss,
 checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world, the lookup probe
-(copied vs swapped slot recall) and the comparator probe (more/less by the name's role and the comparator
-stated) every ``probe_every`` steps (the log is the emergence curve), then a larger final probe; the model,
+(copied vs swapped slot recall), the comparator probe (more/less by the name's role and the comparator
+stated), the chain probes (the name the comparator picks after "than") and the pair probes (the plain
+reversed lookup) every ``probe_every`` steps (the log is the emergence curve), then a larger final probe; the model,
 tokenizer, log and a MODEL_CARD.md go to the run dir and, with ``install``, to ``underdog/assets/<install>/``.
 """
 
@@ -209,7 +210,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     from transformers import PreTrainedTokenizerFast
 
     from underdog.pretrain.grow import collapsed_tokens
-    from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe
+    from underdog.pretrain.probe import ChainProbe, ComparatorProbe, IclProbe, LookupProbe, PairProbe
     from underdog.pretrain.tokenizer import tokenizer_options, train_tokenizer, with_line_space
     from underdog.train import TrainConfig, save_trained, train
 
@@ -257,6 +258,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget, context=recipe.icl_context)
     lookup, comparator = LookupProbe(), ComparatorProbe()
+    names = {"chain": ChainProbe(units=100), "chain_more": ChainProbe(units=100, more_only=True),
+             "pairs": PairProbe(units=40), "pairs_family": PairProbe(units=40, family=True)}
     log_path = run.dir / "pretrain_log.jsonl"
     lm = LM(model, tokenizer, name="pretraining")
 
@@ -265,17 +268,20 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
             return
         model.eval()
         correct, looked_up, flipped = probe.answers(lm), lookup(lm), comparator(lm)
+        name_scores = {key: name_probe(lm) for key, name_probe in names.items()}
         model.train()
         acc = probe.accuracy(correct)
         entry = {**info, "elapsed_s": round(time.time() - started, 1), "probe": acc,
                  "probe_by_kind": probe.accuracy(correct, by_kind=True), "lookup": looked_up,
-                 "comparator": flipped}
+                 "comparator": flipped, **name_scores}
         with log_path.open("a") as f:
             f.write(json.dumps(entry) + "\n")
         log("step {step} tokens {tokens_seen:,} loss {loss:.3f} tok/s {tokens_per_s:.0f} | ".format(**info)
             + " ".join(f"{k} {v:.2f}" for k, v in acc.items())
             + " | lookup " + " ".join(f"{k} {v:.2f}" for k, v in looked_up.items())
-            + " | comparator " + " ".join(f"{k} {v:.2f}" for k, v in flipped.items()))
+            + " | comparator " + " ".join(f"{k} {v:.2f}" for k, v in flipped.items())
+            + "".join(f" | {key} " + " ".join(f"{k} {v:.2f}" for k, v in cells.items())
+                      for key, cells in name_scores.items()))
 
     config = TrainConfig(lr=recipe.lr, max_steps=steps, batch_size=recipe.batch_size, max_length=recipe.seq_len,
                          packing=True, completion_only=not recipe.context_loss, warmup_ratio=recipe.warmup_ratio,
@@ -299,7 +305,9 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
                "probe_icl": icl, "probe_icl_by_kind": final_probe.accuracy(correct, by_kind=True),
                "probe_none": none, "lookup": lookup(final_lm),
-               "comparator": comparator(final_lm), "env": environment(),
+               "comparator": comparator(final_lm), "chain": ChainProbe(units=400)(final_lm),
+               "chain_more": ChainProbe(units=400, more_only=True)(final_lm), "pairs": PairProbe()(final_lm),
+               "pairs_family": PairProbe(family=True)(final_lm), "env": environment(),
                "recipe": recipe.model_dump(),
                "collapsed_tokens": collapsed_tokens(model, tokenizer, sample)}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
@@ -364,6 +372,17 @@ def model_card(recipe: PretrainRecipe, s: dict) -> str:
         lookup_line += ("\n\nComparator probe (`ComparatorProbe`: more or less after \"<Name> are\" in one-line "
                         "units, by the name's role and the comparator stated; chance 0.5): "
                         + ", ".join(f"{k} {v:.2f}" for k, v in comparator.items()))
+    if s.get("chain"):
+        lookup_line += ("\n\nChain probe (`ChainProbe`: the name after \"<Name> are more/less <adj> than\" for a name "
+                        "with a neighbour on each side of a comparison chain, lines stated word for word "
+                        "(`repeated`) or not (`other`); chance 0.5): full chains "
+                        + ", ".join(f"{k} {v:.2f}" for k, v in s["chain"].items()) + "; every pair stated with "
+                        "\"more\" " + ", ".join(f"{k} {v:.2f}" for k, v in s["chain_more"].items()))
+    if s.get("pairs"):
+        lookup_line += ("\n\nPair probe (`PairProbe`: disjoint pairs, each asked as stated (`copied`) or the other way "
+                        "round (`swapped`: the subject of the asked name's line), against a name of the same role; "
+                        "chance 0.5): comparisons " + ", ".join(f"{k} {v:.2f}" for k, v in s["pairs"].items())
+                        + "; families " + ", ".join(f"{k} {v:.2f}" for k, v in s["pairs_family"].items()))
     stages = s["stages"]  # written by write_model_card
     total = sum(st["tokens"] for st in stages)
     return f"""# underdog built-in model{f" `{recipe.install}`" if recipe.install else ""}

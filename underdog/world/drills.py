@@ -70,6 +70,21 @@ def copy_text(world: World, rng: random.Random) -> str:
     return _copy_lists(rng, lambda: rng.choice(world.words))
 
 
+def back_pairs_text(world: World, rng: random.Random, gap: tuple[int, int] = (0, 0)) -> str:
+    """Word pairs, then the pairs asked back to front: "pairs : a b , c d . back : d c , b a ." The answer is
+    the word before the asked one, the plainest reversed lookup (a swapped name is the subject several tokens
+    before it). ``gap`` puts that many template words between a pair's two words ("a are more b"), a step
+    towards a sentence."""
+    def unit() -> str:
+        words = rng.sample(world.words, 2 * rng.randint(2, 6))
+        pairs = list(zip(words[::2], words[1::2]))
+        fillers = [" ".join(rng.choice(COPY_ENGLISH) for _ in range(rng.randint(*gap))) for _ in pairs]
+        stated = " , ".join(" ".join(w for w in (a, f, b) if w) for (a, b), f in zip(pairs, fillers))
+        asked = " , ".join(f"{b} {a}" for a, b in rng.sample(pairs, len(pairs)))
+        return f"pairs : {stated} . back : {asked} ."
+    return fill(rng, unit, sep="\n")
+
+
 COPY_ENGLISH: tuple[str, ...] = (
     "more", "less", "all", "some", "no", "are", "is", "than", "of", "the", "a", "include", "parent", "child",
     "sibling", "grandparent", "grandchild", "have", "can", "eat", "like", *ADJECTIVES)
@@ -184,6 +199,34 @@ def chain_compare_unit(world: World, rng: random.Random, length: tuple[int, int]
 
 def chain_compare_text(world: World, rng: random.Random, more_only: bool = False) -> str:
     return _recall_units(rng, lambda: chain_compare_unit(world, rng, more_only=more_only))
+
+
+def pair_unit(world: World, rng: random.Random, family: bool = False,
+              pairs: tuple[int, int] = (2, 5)) -> tuple[list[str], list[str]]:
+    """(stated, asked) lines of disjoint pairs, each stated one way, "A are more <adj> than B" (one adjective a
+    unit) or with ``family`` "A is the parent of B", and asked as stated or the other way round ("B are less
+    <adj> than A", "B is the child of A"). Every name stands in one line, so the name after the asked words is
+    the other name of the asked name's line: the plain lookup a reversal rests on, with no comparator to weigh
+    (the asked words say the role) and no shortcut (every other line offers a name of the same role). Family
+    names are capitalised everywhere, so a reversed answer repeats its context tokens; a comparison's subject
+    is capitalised at its line's start and not in the answer."""
+    names = rng.sample(world.words, 2 * rng.randint(*pairs))
+    if family:
+        names = [n.capitalize() for n in names]
+    kind, rel, flipped, adjective = (("family", "parent", "child", "") if family else
+                                     ("comparison", "more", "less", rng.choice(ADJECTIVES)))
+    facts = [Fact("", kind, rel, a, b, adjective) for a, b in zip(names[::2], names[1::2])]
+
+    def say(fact: Fact, flip: bool) -> str:
+        if flip:
+            fact = Fact("", kind, flipped, fact.b, fact.a, adjective)
+        return capitalize(statement(fact, 0)) + "."
+
+    return [say(f, False) for f in facts], [say(f, rng.random() < 0.5) for f in rng.sample(facts, len(facts))]
+
+
+def pair_text(world: World, rng: random.Random, family: bool = False) -> str:
+    return _recall_units(rng, lambda: pair_unit(world, rng, family))
 
 
 def swap_role_text(world: World, rng: random.Random) -> str:

@@ -18,13 +18,14 @@ property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answe
 lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
 "Infer: s1 s2 => s3"), ``judge`` (facts, then statements judged Yes/No, True/False or Correct/Incorrect
 against them, or QA answers judged Correct/Incorrect), and the drills of ``world.drills``: ``copy`` ("list : a
-b c . again : a b c ."), ``copy_mixed`` (lists that mix in the templates' English words), ``recall`` ("Name
+b c . again : a b c ."), ``copy_mixed`` (lists that mix in the templates' English words), ``back_pairs`` (word pairs asked back to front;
+``back_pairs_gap`` with template words between), ``recall`` ("Name
 link word." lines, then the same lines shuffled, so only the name before the link tells the word after it),
 ``recall_slot`` (the recalled word mid-line, where a comparison's comparator sits), ``recall_swap`` (such lines
 asked as stated or with their names swapped, "more" and "less" flipped), ``swap_role`` and ``swap_xor`` (the
 same on one line, biased so that the flip can be learnt), ``recall_chain`` (comparison chains whose inner names
 stand in two lines, so the comparator decides the name after "than"; ``recall_chain_more``: every pair stated
-with "more") and ``numbers``.
+with "more"; ``recall_pairs_more`` and ``recall_pairs_family``: disjoint pairs, the lookup alone) and ``numbers``.
 Each text holds about 100-600 whitespace-separated words.
 """
 
@@ -37,11 +38,13 @@ from dataclasses import dataclass
 
 from underdog.world import World, make_world, open_question, support_documents
 from underdog.world.drills import (
+    back_pairs_text,
     chain_compare_text,
     copy_mixed_text,
     copy_text,
     fill,
     numbers_text,
+    pair_text,
     recall_slot_text,
     recall_swap_text,
     recall_text,
@@ -436,6 +439,11 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     "recall_chain": chain_compare_text,
     # its first step: every pair stated "A are more <adj> than B", asked as stated or as "B are less ... than A"
     "recall_chain_more": lambda w, r: chain_compare_text(w, r, more_only=True),
+    # the lookup under both: disjoint pairs stated one way ("A are more <adj> than B", "A is the parent of B"),
+    # asked as stated or the other way round
+    # the plainest reversed lookup: word pairs asked back to front, then with template words between the two
+    "back_pairs": back_pairs_text, "back_pairs_gap": lambda w, r: back_pairs_text(w, r, gap=(1, 3)),
+    "recall_pairs_more": pair_text, "recall_pairs_family": lambda w, r: pair_text(w, r, family=True),
     # one-line swapped units, biased: "more" always (the role alone decides), then 75/75 (role XOR comparator)
     "swap_role": swap_role_text, "swap_xor": swap_xor_text,
     "judge": _judge_text, "numbers": numbers_text,
