@@ -165,7 +165,7 @@ def test_every_context_kind_writes_units_of_a_context_then_answers():
             assert all(c.endswith("\n\n") and c.strip() and a.strip() and "\n\n" not in a for c, a in units), kind
 
 
-def test_pair_units_name_each_word_once_and_ask_every_pair_either_way():
+def test_pair_units_name_each_word_once_and_ask_half_the_pairs_either_way():
     world, asked_less = pretrain_world(8, 0), 0
     for i in range(50):
         stated, asked = pair_unit(world, random.Random(i))
@@ -173,17 +173,18 @@ def test_pair_units_name_each_word_once_and_ask_every_pair_either_way():
         facts = [_above(line) for line in stated]
         names = [n for hi, lo, _ in facts for n in (hi, lo)]
         assert len(set(names)) == len(names) and 2 <= len(facts) <= 5 and len({f[2] for f in facts}) == 1
-        assert sorted(_above(line) for line in asked) == sorted(facts)
+        assert set(map(_above, asked)) <= set(facts) and len(set(map(_above, asked))) == len(asked) == len(facts) // 2
         asked_less += sum(" less " in line for line in asked)
-    assert asked_less > 40
+    assert asked_less > 20
 
 
 @pytest.mark.parametrize("gap", [(0, 0), (1, 3)])
-def test_back_pairs_ask_every_stated_pair_back_to_front(gap):
+def test_back_pairs_ask_half_the_stated_pairs_back_to_front(gap):
     world = pretrain_world(8, 0)
     for line in back_pairs_text(world, random.Random(3), gap=gap).split("\n"):
         stated, asked = line.removeprefix("pairs : ").removesuffix(" .").split(" . back : ")
         pairs = [(p.split()[0], p.split()[-1]) for p in stated.split(" , ")]
         fillers = [len(p.split()) - 2 for p in stated.split(" , ")]
-        assert sorted((a, b) for b, a in (p.split() for p in asked.split(" , "))) == sorted(pairs)
+        back = [(a, b) for b, a in (p.split() for p in asked.split(" , "))]
+        assert set(back) <= set(pairs) and len(set(back)) == len(back) == len(pairs) // 2
         assert len({w for p in pairs for w in p}) == 2 * len(pairs) and all(gap[0] <= f <= gap[1] for f in fillers)

@@ -202,7 +202,7 @@ class PairProbe(_NameProbe):
     than") or the other way round (``swapped``: the name after "B are less <adj> than", the subject of B's
     line). The right name is scored against the name in the same role of another line; chance 0.5."""
 
-    def __init__(self, seed: int = 99_005, units: int = 150, family: bool = False) -> None:
+    def __init__(self, seed: int = 99_005, units: int = 300, family: bool = False) -> None:
         from underdog.world import make_world
         from underdog.world.drills import pair_unit
 

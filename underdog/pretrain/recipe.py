@@ -259,7 +259,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget, context=recipe.icl_context)
     lookup, comparator = LookupProbe(), ComparatorProbe()
     names = {"chain": ChainProbe(units=100), "chain_more": ChainProbe(units=100, more_only=True),
-             "pairs": PairProbe(units=40), "pairs_family": PairProbe(units=40, family=True)}
+             "pairs": PairProbe(units=80), "pairs_family": PairProbe(units=80, family=True)}
     log_path = run.dir / "pretrain_log.jsonl"
     lm = LM(model, tokenizer, name="pretraining")
 

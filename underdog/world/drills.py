@@ -71,7 +71,7 @@ def copy_text(world: World, rng: random.Random) -> str:
 
 
 def back_pairs_text(world: World, rng: random.Random, gap: tuple[int, int] = (0, 0)) -> str:
-    """Word pairs, then the pairs asked back to front: "pairs : a b , c d . back : d c , b a ." The answer is
+    """Word pairs, then half of them asked back to front: "pairs : a b , c d . back : d c ." The answer is
     the word before the asked one, the plainest reversed lookup (a swapped name is the subject several tokens
     before it). ``gap`` puts that many template words between a pair's two words ("a are more b"), a step
     towards a sentence."""
@@ -80,7 +80,7 @@ def back_pairs_text(world: World, rng: random.Random, gap: tuple[int, int] = (0,
         pairs = list(zip(words[::2], words[1::2]))
         fillers = [" ".join(rng.choice(COPY_ENGLISH) for _ in range(rng.randint(*gap))) for _ in pairs]
         stated = " , ".join(" ".join(w for w in (a, f, b) if w) for (a, b), f in zip(pairs, fillers))
-        asked = " , ".join(f"{b} {a}" for a, b in rng.sample(pairs, len(pairs)))
+        asked = " , ".join(f"{b} {a}" for a, b in rng.sample(pairs, len(pairs) // 2))  # none told by elimination
         return f"pairs : {stated} . back : {asked} ."
     return fill(rng, unit, sep="\n")
 
@@ -204,7 +204,7 @@ def chain_compare_text(world: World, rng: random.Random, more_only: bool = False
 def pair_unit(world: World, rng: random.Random, family: bool = False,
               pairs: tuple[int, int] = (2, 5)) -> tuple[list[str], list[str]]:
     """(stated, asked) lines of disjoint pairs, each stated one way, "A are more <adj> than B" (one adjective a
-    unit) or with ``family`` "A is the parent of B", and asked as stated or the other way round ("B are less
+    unit) or with ``family`` "A is the parent of B", and half of them asked as stated or the other way round ("B are less
     <adj> than A", "B is the child of A"). Every name stands in one line, so the name after the asked words is
     the other name of the asked name's line: the plain lookup a reversal rests on, with no comparator to weigh
     (the asked words say the role) and no shortcut (every other line offers a name of the same role). Family
@@ -222,7 +222,8 @@ def pair_unit(world: World, rng: random.Random, family: bool = False,
             fact = Fact("", kind, flipped, fact.b, fact.a, adjective)
         return capitalize(statement(fact, 0)) + "."
 
-    return [say(f, False) for f in facts], [say(f, rng.random() < 0.5) for f in rng.sample(facts, len(facts))]
+    # at most half the pairs asked, so that the last answers cannot be told by elimination
+    return [say(f, False) for f in facts], [say(f, rng.random() < 0.5) for f in rng.sample(facts, len(facts) // 2)]
 
 
 def pair_text(world: World, rng: random.Random, family: bool = False) -> str:
