@@ -1,6 +1,7 @@
 """The in-context-learning probes run during pretraining: accuracy on a fresh evaluation-pool world, its
-knowledge in context (``IclProbe``), the lookup that binding rests on (``LookupProbe``), and the comparator
-flip a comparison reversal needs (``ComparatorProbe``).
+knowledge in context (``IclProbe``), the lookup that binding rests on (``LookupProbe``), the comparator
+flip a comparison reversal needs (``ComparatorProbe``), and the names the comparator (``ChainProbe``) and the
+reversed lookup (``PairProbe``) pick.
 
 The probe world's words come from the evaluation pool, which pretraining never sees, so the only way to beat
 chance (0.25) is to read the documents in context. It is the same code path as ``underdog generalization
@@ -13,7 +14,9 @@ cells, the asked name's role (``copied``/``swapped``) by the comparator stated (
 right answer is the XOR of the two (docs/builtin-model.md), and a model that has learnt one bit alone passes two
 cells and fails the other two. The chain probe (``ChainProbe``) asks the name after the comparator: in
 comparison chains (``drills.chain_compare_unit``) an inner name stands above one neighbour and below the other,
-so only the comparator of "<Name> are more <adj> than" says which neighbour follows.
+so only the comparator of "<Name> are more <adj> than" says which neighbour follows. The pair probe
+(``PairProbe``) asks the lookup under every reversal with nothing else to weigh: among disjoint pairs, the
+subject of the asked name's line ("B are less <adj> than" -> A) against another line's subject.
 """
 
 from __future__ import annotations

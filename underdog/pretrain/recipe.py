@@ -1,13 +1,13 @@
 """`underdog pretrain`: build the built-in base model from scratch, offline, on a CPU.
 
-setup: a tokenizer trained on pretraining-pool world text and a small Llama config. train: the one training
-loop (``underdog.train``) on a packed mix of documents, in-context episodes, rewrite episodes, copy
-exercises and short QA from many pretraining-pool worlds (``underdog.world.episodes``), full-sequence loss,
-checkpointed and resumable. evaluate: the ICL probe on a fresh evaluation-pool world, the lookup probe
-(copied vs swapped slot recall), the comparator probe (more/less by the name's role and the comparator
-stated), the chain probes (the name the comparator picks after "than") and the pair probes (the plain
-reversed lookup) every ``probe_every`` steps (the log is the emergence curve), then a larger final probe; the model,
-tokenizer, log and a MODEL_CARD.md go to the run dir and, with ``install``, to ``underdog/assets/<install>/``.
+setup: a tokenizer trained on pretraining-pool world text and a small Llama config. train: the one training loop
+(``underdog.train``) on a packed mix of documents, in-context episodes, rewrite episodes, copy exercises and short
+QA from many pretraining-pool worlds (``underdog.world.episodes``), full-sequence loss, checkpointed and
+resumable. evaluate: the ICL probe on a fresh evaluation-pool world, the lookup probe (copied vs swapped slot
+recall), the comparator probe (more/less by the name's role and the comparator stated), the chain probes (the name
+the comparator picks after "than") and the pair probes (the plain reversed lookup) every ``probe_every`` steps
+(the log is the emergence curve), then a larger final probe; the model, tokenizer, log and a MODEL_CARD.md go to
+the run dir and, with ``install``, to ``underdog/assets/<install>/``.
 """
 
 from __future__ import annotations
