@@ -204,12 +204,12 @@ def chain_compare_text(world: World, rng: random.Random, more_only: bool = False
 def pair_unit(world: World, rng: random.Random, family: bool = False,
               pairs: tuple[int, int] = (2, 5)) -> tuple[list[str], list[str]]:
     """(stated, asked) lines of disjoint pairs, each stated one way, "A are more <adj> than B" (one adjective a
-    unit) or with ``family`` "A is the parent of B", and half of them asked as stated or the other way round ("B are less
-    <adj> than A", "B is the child of A"). Every name stands in one line, so the name after the asked words is
-    the other name of the asked name's line: the plain lookup a reversal rests on, with no comparator to weigh
-    (the asked words say the role) and no shortcut (every other line offers a name of the same role). Family
-    names are capitalised everywhere, so a reversed answer repeats its context tokens; a comparison's subject
-    is capitalised at its line's start and not in the answer."""
+    unit) or with ``family`` "A is the parent of B", and half of them asked as stated or the other way round ("B
+    are less <adj> than A", "B is the child of A"). Every name stands in one line, so the name after the asked
+    words is the other name of the asked name's line: the plain lookup a reversal rests on, with no comparator to
+    weigh (the asked words say the role) and no shortcut (every other line offers a name of the same role). Family
+    names are capitalised everywhere, so a reversed answer repeats its context tokens; a comparison's subject is
+    capitalised at its line's start and not in the answer."""
     names = rng.sample(world.words, 2 * rng.randint(*pairs))
     if family:
         names = [n.capitalize() for n in names]

@@ -1,32 +1,31 @@
 """Pretraining text for a tiny model: documents, in-context episodes and rewrites, mixed with drills.
 
-``pretraining_texts(seed, n, mix)`` draws ``n`` texts (deterministic per seed) from many small
-``pool="pretrain"`` worlds (a fresh world every ``TEXTS_PER_WORLD`` texts), so no word is shared with an
-evaluation world and the model must read facts in context rather than memorise them. Kinds (``DEFAULT_MIX``):
-``document`` (world documents), ``icl`` (context documents or fact sentences with distractor facts, a blank
-line, then 3-6 answered questions in the cloze format of ``questions.py``: ``question + " " + answer + "."``,
-one a line, over all six splits; ``icl_facts``: fact-sentence contexts only; ``icl_docs``: document contexts
-only, the support documents among distractor documents up to ~450 words, as in ``underdog generalization``;
-``icl_hard``: fact contexts that also state facts about every wrong option, so no option can be told apart by
-whether it appears in context; ``icl_dense``: a context, then every question it answers, 8-16;
-``icl_infer``: the same contexts, then "Infer:"/"Reverse:" rewrites of their facts; ``icl_near``: the
-retrieved contexts of ``methods.icl``, question neighbourhoods one sentence a line, then many questions;
-``icl_near_focus``: the same around comparison and family questions; ``icl_pairs``: comparison, family and
-category facts each naming its entities only once, then their forward, rephrased and reversed questions;
-``icl_pairs_compare``: comparisons alone; ``icl_pairs_flip``: their reversals alone; ``icl_pairs_props``: one
-property per category), ``icl_qa`` (the same with "Question: <prefix> ...? Answer: <answer>."
-lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse: s => s'",
-"Infer: s1 s2 => s3"), ``judge`` (facts, then statements judged Yes/No, True/False or Correct/Incorrect
-against them, or QA answers judged Correct/Incorrect), and the drills of ``world.drills``: ``copy`` ("list : a
-b c . again : a b c ."), ``copy_mixed`` (lists that mix in the templates' English words), ``back_pairs`` (word pairs asked back to front;
-``back_pairs_gap`` with template words between), ``recall`` ("Name
-link word." lines, then the same lines shuffled, so only the name before the link tells the word after it),
-``recall_slot`` (the recalled word mid-line, where a comparison's comparator sits), ``recall_swap`` (such lines
-asked as stated or with their names swapped, "more" and "less" flipped), ``swap_role`` and ``swap_xor`` (the
-same on one line, biased so that the flip can be learnt), ``recall_chain`` (comparison chains whose inner names
-stand in two lines, so the comparator decides the name after "than"; ``recall_chain_more``: every pair stated
-with "more"; ``recall_pairs_more`` and ``recall_pairs_family``: disjoint pairs, the lookup alone) and ``numbers``.
-Each text holds about 100-600 whitespace-separated words.
+``pretraining_texts(seed, n, mix)`` draws ``n`` texts (deterministic per seed) from many small ``pool="pretrain"``
+worlds (a fresh world every ``TEXTS_PER_WORLD`` texts), so no word is shared with an evaluation world and the
+model must read facts in context rather than memorise them. Kinds (``DEFAULT_MIX``): ``document`` (world
+documents), ``icl`` (context documents or fact sentences with distractor facts, a blank line, then 3-6 answered
+questions in the cloze format of ``questions.py``: ``question + " " + answer + "."``, one a line, over all six
+splits; ``icl_facts``: fact-sentence contexts only; ``icl_docs``: document contexts only, the support documents
+among distractor documents up to ~450 words, as in ``underdog generalization``; ``icl_hard``: fact contexts that
+also state facts about every wrong option, so no option can be told apart by whether it appears in context;
+``icl_dense``: a context, then every question it answers, 8-16; ``icl_infer``: the same contexts, then
+"Infer:"/"Reverse:" rewrites of their facts; ``icl_near``: the retrieved contexts of ``methods.icl``, question
+neighbourhoods one sentence a line, then many questions; ``icl_near_focus``: the same around comparison and family
+questions; ``icl_pairs``: comparison, family and category facts each naming its entities only once, then their
+forward, rephrased and reversed questions; ``icl_pairs_compare``: comparisons alone; ``icl_pairs_flip``: their
+reversals alone; ``icl_pairs_props``: one property per category), ``icl_qa`` (the same with "Question: <prefix>
+...? Answer: <answer>." lines, sometimes with "Options: a; b; c; d."), ``rewrite`` ("Rephrase: s => s'", "Reverse:
+s => s'", "Infer: s1 s2 => s3"), ``judge`` (facts, then statements judged Yes/No, True/False or Correct/Incorrect
+against them, or QA answers judged Correct/Incorrect), and the drills of ``world.drills``: ``copy`` ("list : a b c
+. again : a b c ."), ``copy_mixed`` (lists that mix in the templates' English words), ``back_pairs`` (word pairs
+asked back to front; ``back_pairs_gap`` with template words between), ``recall`` ("Name link word." lines, then
+the same lines shuffled, so only the name before the link tells the word after it), ``recall_slot`` (the recalled
+word mid-line, where a comparison's comparator sits), ``recall_swap`` (such lines asked as stated or with their
+names swapped, "more" and "less" flipped), ``swap_role`` and ``swap_xor`` (the same on one line, biased so that
+the flip can be learnt), ``recall_chain`` (comparison chains whose inner names stand in two lines, so the
+comparator decides the name after "than"; ``recall_chain_more``: every pair stated with "more";
+``recall_pairs_more`` and ``recall_pairs_family``: disjoint pairs, the lookup alone) and ``numbers``. Each text
+holds about 100-600 whitespace-separated words.
 """
 
 from __future__ import annotations
@@ -440,10 +439,10 @@ GENERATORS: dict[str, Callable[[World, random.Random], str]] = {
     # its first step: every pair stated "A are more <adj> than B", asked as stated or as "B are less ... than A"
     "recall_chain_more": lambda w, r: chain_compare_text(w, r, more_only=True),
     # the lookup under both: disjoint pairs stated one way ("A are more <adj> than B", "A is the parent of B"),
-    # asked as stated or the other way round
+    # half of them asked as stated or the other way round
+    "recall_pairs_more": pair_text, "recall_pairs_family": lambda w, r: pair_text(w, r, family=True),
     # the plainest reversed lookup: word pairs asked back to front, then with template words between the two
     "back_pairs": back_pairs_text, "back_pairs_gap": lambda w, r: back_pairs_text(w, r, gap=(1, 3)),
-    "recall_pairs_more": pair_text, "recall_pairs_family": lambda w, r: pair_text(w, r, family=True),
     # one-line swapped units, biased: "more" always (the role alone decides), then 75/75 (role XOR comparator)
     "swap_role": swap_role_text, "swap_xor": swap_xor_text,
     "judge": _judge_text, "numbers": numbers_text,
