@@ -58,7 +58,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import json
 
     from underdog.lm import load
-    from underdog.pretrain.probe import ChainProbe, ComparatorProbe, IclProbe, LookupProbe, PairProbe
+    from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe, name_probes
     from underdog.world import SPLITS
 
     lo, _, hi = args.lines.partition("-")
@@ -70,10 +70,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     correct = probe.answers(lm)
     report = {"model": args.model, "icl": probe.accuracy(correct), "icl_by_kind": probe.accuracy(correct, by_kind=True),
               "lookup": LookupProbe()(lm), "comparator": ComparatorProbe(units=args.units, lines=lines)(lm),
-              "comparator_lines": list(lines), "chain": ChainProbe(units=args.chain_units)(lm),
-              "chain_more": ChainProbe(units=args.chain_units, more_only=True)(lm),
-              "pairs": PairProbe()(lm), "pairs_family": PairProbe(family=True)(lm)}
-    for key in ("icl", "lookup", "comparator", "chain", "chain_more", "pairs", "pairs_family"):
+              "comparator_lines": list(lines)}
+    names = name_probes(chain_units=args.chain_units, pair_units=300)
+    report |= {key: name_probe(lm) for key, name_probe in names.items()}
+    for key in ("icl", "lookup", "comparator", *names):
         print(f"{key:12s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -218,8 +218,14 @@ class PairProbe(_NameProbe):
                 *prefix, answer = line.rstrip(".").split()
                 others = [s for s in stated if answer.lower() not in s.lower().rstrip(".").split()]
                 other = rng.choice(others).rstrip(".").split()
+                context = "\n".join(stated) + "\n\n" + " ".join(prefix)
                 if line in stated:
-                    self.items.append(("copied", "\n".join(stated) + "\n\n" + " ".join(prefix), answer, other[-1]))
+                    self.items.append(("copied", context, answer, other[-1]))
                 else:
-                    subject = other[0] if family else other[0].lower()
-                    self.items.append(("swapped", "\n".join(stated) + "\n\n" + " ".join(prefix), answer, subject))
+                    self.items.append(("swapped", context, answer, other[0] if family else other[0].lower()))
+
+
+def name_probes(chain_units: int, pair_units: int) -> dict[str, _NameProbe]:
+    """The chain and pair probes by report key: ``chain``, ``chain_more``, ``pairs``, ``pairs_family``."""
+    return {"chain": ChainProbe(units=chain_units), "chain_more": ChainProbe(units=chain_units, more_only=True),
+            "pairs": PairProbe(units=pair_units), "pairs_family": PairProbe(units=pair_units, family=True)}

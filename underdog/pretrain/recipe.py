@@ -210,7 +210,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     from transformers import PreTrainedTokenizerFast
 
     from underdog.pretrain.grow import collapsed_tokens
-    from underdog.pretrain.probe import ChainProbe, ComparatorProbe, IclProbe, LookupProbe, PairProbe
+    from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe, name_probes
     from underdog.pretrain.tokenizer import tokenizer_options, train_tokenizer, with_line_space
     from underdog.train import TrainConfig, save_trained, train
 
@@ -258,8 +258,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     probe = IclProbe(per_split=recipe.probe_per_split, budget=recipe.icl_budget, context=recipe.icl_context)
     lookup, comparator = LookupProbe(), ComparatorProbe()
-    names = {"chain": ChainProbe(units=100), "chain_more": ChainProbe(units=100, more_only=True),
-             "pairs": PairProbe(units=80), "pairs_family": PairProbe(units=80, family=True)}
+    names = name_probes(chain_units=100, pair_units=80)
     log_path = run.dir / "pretrain_log.jsonl"
     lm = LM(model, tokenizer, name="pretraining")
 
@@ -305,9 +304,9 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
                "train_seconds": result.wall_time_s, "tokens_per_s": result.tokens_per_s,
                "probe_icl": icl, "probe_icl_by_kind": final_probe.accuracy(correct, by_kind=True),
                "probe_none": none, "lookup": lookup(final_lm),
-               "comparator": comparator(final_lm), "chain": ChainProbe(units=400)(final_lm),
-               "chain_more": ChainProbe(units=400, more_only=True)(final_lm), "pairs": PairProbe()(final_lm),
-               "pairs_family": PairProbe(family=True)(final_lm), "env": environment(),
+               "comparator": comparator(final_lm),
+               **{key: name_probe(final_lm) for key, name_probe in name_probes(chain_units=400, pair_units=300).items()},
+               "env": environment(),
                "recipe": recipe.model_dump(),
                "collapsed_tokens": collapsed_tokens(model, tokenizer, sample)}
     atomic_write_json(final_dir / "pretrain_summary.json", summary)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from underdog.world import World
 from underdog.world.knowledge import ADJECTIVES, Fact
-from underdog.world.render import PHRASINGS, capitalize, statement
+from underdog.world.render import PHRASINGS, capitalize, sentence
 
 MAX_WORDS = 600
 
@@ -190,7 +190,7 @@ def chain_compare_unit(world: World, rng: random.Random, length: tuple[int, int]
     def say(hi: str, lo: str, adj: str, stated: bool) -> str:
         a, b, comparator = (hi, lo, "more") if rng.random() < 0.5 or (more_only and stated) else (lo, hi, "less")
         phrasing = 0 if more_only else rng.randrange(len(PHRASINGS[comparator]))
-        return capitalize(statement(Fact("", "comparison", comparator, a, b, adj), phrasing)) + "."
+        return sentence(Fact("", "comparison", comparator, a, b, adj), phrasing)
 
     stated = [say(*p, stated=True) for p in rng.sample(pairs + extra, len(pairs) + len(extra))]
     asked = [say(*p, stated=False) for p in rng.sample(pairs, len(pairs))]
@@ -220,7 +220,7 @@ def pair_unit(world: World, rng: random.Random, family: bool = False,
     def say(fact: Fact, flip: bool) -> str:
         if flip:
             fact = Fact("", kind, flipped, fact.b, fact.a, adjective)
-        return capitalize(statement(fact, 0)) + "."
+        return sentence(fact, 0)
 
     # at most half the pairs asked, so that the last answers cannot be told by elimination
     return [say(f, False) for f in facts], [say(f, rng.random() < 0.5) for f in rng.sample(facts, len(facts) // 2)]

@@ -51,7 +51,7 @@ from underdog.world.drills import (
     swap_xor_settings,
     swap_xor_text,
 )
-from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence, statement
+from underdog.world.render import LEADINS, PHRASINGS, capitalize, sentence
 
 DEFAULT_MIX: dict[str, float] = {"document": 0.15, "icl": 0.25, "icl_qa": 0.10, "rewrite": 0.15, "copy": 0.20,
                                  "judge": 0.10, "numbers": 0.05}
@@ -372,10 +372,10 @@ def rewrite_line(world: World, q: dict) -> str:
     """ "Rephrase: s => s'", "Reverse: s => s'" or "Infer: s1 s2 => s3" for a question's answer statement."""
     facts = {f.id: f for f in world.facts}
     target = capitalize(_statement_text(world, q, q["answer"])) + "."
-    support = [capitalize(statement(facts[i], world.phrasing[i])) + "." for i in q["support"]]
+    support = [sentence(facts[i], world.phrasing[i]) for i in q["support"]]
     if q["split"] in ("forward", "rephrasing"):
         f = facts[q["support"][0]]
-        other = capitalize(statement(f, (world.phrasing[f.id] + 1) % len(PHRASINGS[f.rel]))) + "."
+        other = sentence(f, (world.phrasing[f.id] + 1) % len(PHRASINGS[f.rel]))
         return f"Rephrase: {support[0]} => {target if q['split'] == 'rephrasing' else other}"
     if q["split"] == "reversal":
         return f"Reverse: {support[0]} => {target}"
