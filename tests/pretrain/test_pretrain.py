@@ -316,3 +316,23 @@ def test_without_context_loss_only_the_answers_of_context_units_carry_labels():
     assert all(t == IGNORE_INDEX for t in first[:offset]) and offset >= context_len
     assert all(t != IGNORE_INDEX for t in first[offset:])
     assert sum(t != IGNORE_INDEX for t in rows[1]["labels"]) == len(rows[1]["labels"]) - 1  # all but the first
+
+
+def test_pretrain_with_the_choice_loss_logs_it_and_says_so_on_the_card(tmp_path):
+    out = tmp_path / "run"
+    args = ["pretrain", f"out={out}", "tokens=20000", "vocab_size=400", "model.hidden=32", "model.layers=1",
+            "model.heads=2", "model.intermediate=64", "model.context=1024", "batch_size=4", "probe_every=2",
+            "probe_per_split=2", "final_probe_per_split=2", "save_every=100", "threads=1", "choice_loss=0.5",
+            "choice_worlds=2", "choice_per_world=3", "choice_per_step=2", "choice_kinds={comparison: 3}"]
+    assert main(args) == 0
+    log = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
+    assert all(e["aux_loss"] > 0 and 0 <= e["choice_accuracy"] <= 1 for e in log)
+    summary = json.loads((out / "final" / "pretrain_summary.json").read_text())
+    assert summary["stages"][-1]["choice_loss"] == 0.5
+    card = (out / "final" / "MODEL_CARD.md").read_text()
+    assert "0.5 x a multiple-choice ranking loss" in card and "{'comparison': 3.0}" in card
+
+
+def test_recipe_choice_kinds_name_the_allowed_kinds():
+    with pytest.raises(ValidationError, match="allowed:.*family"):
+        PretrainRecipe(choice_kinds={"comparisons": 2.0})

@@ -74,6 +74,40 @@ def test_grad_accumulation_matches_one_big_batch():
             torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-5)
 
 
+def test_aux_loss_adds_its_gradient_to_the_token_mean_step_whatever_the_accumulation():
+    """The aux gradient joins the token-mean one unscaled: the same with batch 8 x 1 and 2 x 4, logged."""
+    tok = make_tokenizer()
+    examples = varied_examples(8)
+
+    def aux(model, step):  # d/dE = (step + 1) * E on the first three embedding rows
+        return 0.5 * (step + 1) * (model.get_input_embeddings().weight[:3] ** 2).sum()
+
+    runs = {}
+    for key in [(8, 1, False), (8, 1, True), (2, 4, True)]:
+        batch_size, accum, with_aux = key
+        grads, handle = _capture_grads()
+        infos = []
+        try:
+            config = TrainConfig(lr=1e-3, max_steps=2, batch_size=batch_size, grad_accum=accum, max_grad_norm=None)
+            model = build_model("llama", tok)
+            start = model.get_input_embeddings().weight.detach().clone()
+            train(model, tok, examples, config, aux_loss=aux if with_aux else None, callback=infos.append)
+        finally:
+            handle.remove()
+        runs[key] = grads, infos
+    plain, with_aux = runs[(8, 1, False)][0][0][0], runs[(8, 1, True)][0][0][0]  # step 0, embeddings
+    expected = plain.clone()
+    expected[:3] += start[:3]
+    torch.testing.assert_close(with_aux, expected, rtol=1e-5, atol=1e-7)
+    for (grads, infos), (ref, ref_infos) in [(runs[(2, 4, True)], runs[(8, 1, True)])]:
+        for step_grads, step_ref in zip(grads, ref):
+            for g, r in zip(step_grads, step_ref):
+                torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+        assert [i["aux_loss"] for i in infos] == pytest.approx([i["aux_loss"] for i in ref_infos])
+    assert "aux_loss" not in runs[(8, 1, False)][1][0]
+    assert runs[(8, 1, True)][1][0]["aux_loss"] == pytest.approx(0.5 * (start[:3] ** 2).sum().item(), rel=1e-5)
+
+
 def test_lr_schedule():
     config = TrainConfig(lr=1.0, warmup_ratio=0.2, min_lr_ratio=0.1)
     lrs = [lr_at(s, 10, config) for s in range(10)]

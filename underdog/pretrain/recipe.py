@@ -81,6 +81,12 @@ class PretrainRecipe(Strict):
     # (pretrain.grow.separate_embeddings), e.g. [[" more", " less"]]
     separate_tokens: list[list[str]] = []
     separate_scale: float = Field(0.5, gt=0)  # their new spread around the group mean, in embedding-matrix stds
+    # a multiple-choice ranking loss beside the token loss (pretrain.choice), times this weight; 0 = off
+    choice_loss: float = Field(0.0, ge=0)
+    choice_per_step: int = Field(8, gt=0)  # questions a step, each in the evaluation's retrieved-context prompt
+    choice_worlds: int = Field(400, gt=0)  # pretraining-pool worlds they come from, per_world questions each
+    choice_per_world: int = Field(24, gt=0)
+    choice_kinds: dict[str, float] = {}  # relative weights of the kinds of fact drawn, e.g. {comparison: 4}
 
     @model_validator(mode="after")
     def _separate_needs_init(self) -> PretrainRecipe:
@@ -101,6 +107,15 @@ class PretrainRecipe(Strict):
         from underdog.world.drills import swap_xor_settings
 
         swap_xor_settings(self.drill)
+        return self
+
+    @model_validator(mode="after")
+    def _choice_kinds_known(self) -> PretrainRecipe:
+        from underdog.pretrain.choice import KINDS
+
+        unknown = sorted(set(self.choice_kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown choice_kinds key(s) {unknown}; allowed: {list(KINDS)}")
         return self
 
     @model_validator(mode="after")
@@ -273,6 +288,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
         entry = {**info, "elapsed_s": round(time.time() - started, 1), "probe": acc,
                  "probe_by_kind": probe.accuracy(correct, by_kind=True), "lookup": looked_up,
                  "comparator": flipped, **name_scores}
+        if choice:
+            entry["choice_accuracy"] = choice.last_accuracy  # this step's questions, before its update
         with log_path.open("a") as f:
             f.write(json.dumps(entry) + "\n")
         log("step {step} tokens {tokens_seen:,} loss {loss:.3f} tok/s {tokens_per_s:.0f} | ".format(**info)
@@ -282,12 +299,26 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
             + "".join(f" | {key} " + " ".join(f"{k} {v:.2f}" for k, v in cells.items())
                       for key, cells in name_scores.items()))
 
+    choice = None
+    if recipe.choice_loss:
+        from underdog.pretrain.choice import ChoiceLoss, choice_questions
+
+        questions = choice_questions(tokenizer, recipe.seed + 70_001, recipe.choice_worlds, recipe.choice_per_world,
+                                     recipe.model.context - 64, recipe.choice_kinds, recipe.world,
+                                     recipe.data_workers or os.cpu_count() or 1)
+        choice = ChoiceLoss(tokenizer, questions, recipe.choice_per_step, recipe.model.context)
+        log(f"choice loss x{recipe.choice_loss}: {len(questions)} questions, {recipe.choice_per_step} a step")
+
+    def aux_loss(m, step: int) -> torch.Tensor:
+        return recipe.choice_loss * choice(m, step)
+
     config = TrainConfig(lr=recipe.lr, max_steps=steps, batch_size=recipe.batch_size, max_length=recipe.seq_len,
                          packing=True, completion_only=not recipe.context_loss, warmup_ratio=recipe.warmup_ratio,
                          weight_decay=recipe.weight_decay, lr_schedule="cosine", min_lr_ratio=0.1,
                          seed=recipe.seed, save_every=recipe.save_every, log_every=20,
                          output_dir=str(run.dir / "train"))
-    result = train(model, tokenizer, _examples(texts, recipe.context_loss), config, callback=on_step, resume=True)
+    result = train(model, tokenizer, _examples(texts, recipe.context_loss), config, callback=on_step, resume=True,
+                   aux_loss=aux_loss if choice else None)
     model = result.model
     final_dir = run.dir / "final"
     save_trained(model, final_dir, tokenizer=tokenizer)
@@ -328,6 +359,7 @@ def _stage_entry(recipe: PretrainRecipe, s: dict, command: str) -> dict:
     return {"command": command, "init_from": recipe.init_from, "tokens": s["tokens_seen"], "steps": s["steps"],
             "minutes": round(s["train_seconds"] / 60, 1), "tokens_per_s": round(s["tokens_per_s"]),
             "threads": recipe.threads or None, "lr": recipe.lr, "mix": recipe.mix,
+            "choice_loss": recipe.choice_loss,
             "final_loss": round(s["final_loss"], 3), "probe_icl": s["probe_icl"], "icl_context": recipe.icl_context}
 
 
@@ -396,7 +428,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
   (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
   packed tokens a step; final loss {s['final_loss']:.3f}
 - Device: {s['env']['device']}; last stage {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s
-- Last stage's mix: {recipe.mix}{f'; world sizes {recipe.world}' if recipe.world else ''}{f'; swap_xor drill {recipe.drill}' if recipe.drill else ''}{'' if recipe.context_loss else '; no loss on contexts (context_loss: false)'}
+- Last stage's mix: {recipe.mix}{f'; world sizes {recipe.world}' if recipe.world else ''}{f'; swap_xor drill {recipe.drill}' if recipe.drill else ''}{_choice_note(recipe)}{'' if recipe.context_loss else '; no loss on contexts (context_loss: false)'}
 - Frequent tokens whose embeddings nearly coincide (cosine >= 0.98; the model cannot tell them apart):
   {_collapsed_line(s.get("collapsed_tokens"))}
 - Software: {", ".join(f"{k} {v}" for k, v in s['env']['versions'].items())}
@@ -416,6 +448,13 @@ pool), to read facts in its context and reason over them. It knows no real-world
 The emergence curve of the last stage (probe accuracy every {recipe.probe_every} steps) is in
 `pretrain_log.jsonl`; earlier stages' logs are `pretrain_log_stage<N>.jsonl`.
 """
+
+
+def _choice_note(recipe: PretrainRecipe) -> str:
+    if not recipe.choice_loss:
+        return ""
+    return (f"; plus {recipe.choice_loss} x a multiple-choice ranking loss (`pretrain.choice`) on "
+            f"{recipe.choice_per_step} questions a step, kind weights {recipe.choice_kinds or 'uniform'}")
 
 
 def _options_note(options: list[str]) -> str:

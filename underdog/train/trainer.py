@@ -206,12 +206,16 @@ def train(
     accelerator: Accelerator | None = None,
     callback: Callable[[dict], bool | None] | None = None,
     resume: bool = False,
+    aux_loss: Callable[[Any, int], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``examples`` (any shape ``data.py`` accepts) and return a ``TrainResult``.
 
     ``callback(info)`` runs on every process after each optimizer step with ``step``, ``loss``, ``lr``,
     ``tokens_seen``, ``tokens_per_s`` and ``epoch``; returning True stops training (decide the same on every
-    process). ``resume=True`` continues from the latest complete checkpoint in ``config.output_dir``."""
+    process). ``resume=True`` continues from the latest complete checkpoint in ``config.output_dir``.
+    ``aux_loss(model, step)``, when given, is a second loss added to each optimizer step's mean token loss
+    (its gradient joins after the token-mean scaling, before clipping; ``info["aux_loss"]`` logs it); it
+    should pick its data by ``step`` so that a resumed run repeats it."""
     if resume and not config.output_dir:
         raise ValueError("resume=True needs config.output_dir")
     own_accelerator = accelerator is None
@@ -287,6 +291,10 @@ def train(
                     for p in model.parameters():
                         if p.grad is not None:
                             p.grad.mul_(scale)
+                    if aux_loss is not None:
+                        aux = aux_loss(model, state["step"])
+                        accelerator.backward(aux * config.grad_accum)  # accelerate divides by grad_accum
+                        aux_value = aux.item()
                     if config.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                     lr = lr_at(state["step"], total_steps, config)
@@ -308,6 +316,8 @@ def train(
             tps = (state["tokens_seen"] - tokens_at_start) / max(elapsed, 1e-9)
             info = {"step": state["step"], "loss": loss, "lr": lr, "tokens_seen": state["tokens_seen"],
                     "tokens_per_s": tps, "epoch": state["epoch"]}
+            if aux_loss is not None:
+                info["aux_loss"] = aux_value
             bar.update(1)
             if state["step"] % config.log_every == 0 or state["step"] == total_steps:
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}")
