@@ -73,5 +73,11 @@ def test_choice_questions_are_seeded_labelled_and_weighted_by_kind(tokenizer, qu
                                kind_weights={"comparison": 50})
     share = [sum(q.label.endswith(":comparison") for q in qs) / len(qs) for qs in (plain, leaning)]
     assert share[1] > share[0] + 0.2, share
+    flipped = choice_questions(tokenizer, seed=9, n_worlds=3, per_world=30, budget=120,
+                               split_weights={"reversal": 20})
+    share = [sum(q.label.startswith("reversal:") for q in qs) / len(qs) for qs in (plain, flipped)]
+    assert share[1] > share[0] + 0.3, share
+    with pytest.raises(ValueError, match="allowed:.*two_hop"):
+        choice_questions(tokenizer, seed=9, n_worlds=1, per_world=1, budget=120, split_weights={"reverse": 2})
     with pytest.raises(ValueError, match="allowed:.*comparison"):
         choice_questions(tokenizer, seed=9, n_worlds=1, per_world=1, budget=120, kind_weights={"comparisons": 2})

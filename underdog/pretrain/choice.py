@@ -23,6 +23,7 @@ from underdog.lm.score import _truncate, encode_pair
 from underdog.tasks.choice import DELIMITER
 
 KINDS = ("comparison", "family", "hierarchy", "syllogism")
+SPLITS = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
 
 
 @dataclass
@@ -35,16 +36,18 @@ class ChoiceQuestion:
 
 def choice_questions(tokenizer, seed: int, n_worlds: int, per_world: int, budget: int,
                      kind_weights: Mapping[str, float] | None = None, world_sizes: Mapping[str, float] | None = None,
-                     workers: int = 1) -> list[ChoiceQuestion]:
+                     workers: int = 1, split_weights: Mapping[str, float] | None = None) -> list[ChoiceQuestion]:
     """``per_world`` questions from each of ``n_worlds`` pretraining-pool worlds, shuffled: a split drawn
-    uniformly, then a question of it, a kind weighted by ``kind_weights`` (default 1)."""
+    uniformly (or by ``split_weights``, default 1, over the world's splits), then a question of it, a kind
+    weighted by ``kind_weights`` (default 1)."""
     from underdog.methods.icl import retrieved_contexts
     from underdog.world.episodes import pretrain_worlds
 
-    weights_of = dict(kind_weights or {})
-    unknown = sorted(set(weights_of) - set(KINDS))
-    if unknown:
-        raise ValueError(f"unknown kind(s) {unknown} in choice kind weights; allowed: {list(KINDS)}")
+    weights_of, split_weights = dict(kind_weights or {}), dict(split_weights or {})
+    for name, given, allowed in (("kind", weights_of, KINDS), ("split", split_weights, SPLITS)):
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown {name}(s) {unknown} in choice {name} weights; allowed: {list(allowed)}")
     rng = random.Random(seed)
     out: list[ChoiceQuestion] = []
     for world in pretrain_worlds(seed, n_worlds, workers, world_sizes):
@@ -54,7 +57,11 @@ def choice_questions(tokenizer, seed: int, n_worlds: int, per_world: int, budget
         splits = sorted(by_split)
         picked = []
         for _ in range(per_world):
-            pool = by_split[rng.choice(splits)]
+            if split_weights:
+                split = rng.choices(splits, [split_weights.get(x, 1.0) for x in splits])[0]
+            else:  # the same draws as before split weights existed, so earlier recipes reproduce
+                split = rng.choice(splits)
+            pool = by_split[split]
             picked.append(rng.choices(pool, [weights_of.get(q["kind"], 1.0) for q in pool])[0])
         for q, ctx in zip(picked, retrieved_contexts(tokenizer, world.documents, picked, budget)):
             out.append(ChoiceQuestion(ctx.text, list(q["choices"]), q["answer"], f"{q['split']}:{q['kind']}"))

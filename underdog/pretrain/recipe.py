@@ -87,6 +87,7 @@ class PretrainRecipe(Strict):
     choice_worlds: int = Field(400, gt=0)  # pretraining-pool worlds they come from, per_world questions each
     choice_per_world: int = Field(24, gt=0)
     choice_kinds: dict[str, float] = {}  # relative weights of the kinds of fact drawn, e.g. {comparison: 4}
+    choice_splits: dict[str, float] = {}  # and of the splits, e.g. {reversal: 2}
 
     @model_validator(mode="after")
     def _separate_needs_init(self) -> PretrainRecipe:
@@ -111,11 +112,12 @@ class PretrainRecipe(Strict):
 
     @model_validator(mode="after")
     def _choice_kinds_known(self) -> PretrainRecipe:
-        from underdog.pretrain.choice import KINDS
+        from underdog.pretrain.choice import KINDS, SPLITS
 
-        unknown = sorted(set(self.choice_kinds) - set(KINDS))
-        if unknown:
-            raise ValueError(f"unknown choice_kinds key(s) {unknown}; allowed: {list(KINDS)}")
+        for key, allowed in (("choice_kinds", KINDS), ("choice_splits", SPLITS)):
+            unknown = sorted(set(getattr(self, key)) - set(allowed))
+            if unknown:
+                raise ValueError(f"unknown {key} key(s) {unknown}; allowed: {list(allowed)}")
         return self
 
     @model_validator(mode="after")
@@ -305,7 +307,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
         questions = choice_questions(tokenizer, recipe.seed + 70_001, recipe.choice_worlds, recipe.choice_per_world,
                                      recipe.model.context - 64, recipe.choice_kinds, recipe.world,
-                                     recipe.data_workers or os.cpu_count() or 1)
+                                     recipe.data_workers or os.cpu_count() or 1, recipe.choice_splits)
         choice = ChoiceLoss(tokenizer, questions, recipe.choice_per_step, recipe.model.context)
         log(f"choice loss x{recipe.choice_loss}: {len(questions)} questions, {recipe.choice_per_step} a step")
 
@@ -454,7 +456,8 @@ def _choice_note(recipe: PretrainRecipe) -> str:
     if not recipe.choice_loss:
         return ""
     return (f"; plus {recipe.choice_loss} x a multiple-choice ranking loss (`pretrain.choice`) on "
-            f"{recipe.choice_per_step} questions a step, kind weights {recipe.choice_kinds or 'uniform'}")
+            f"{recipe.choice_per_step} questions a step, kind weights {recipe.choice_kinds or 'uniform'}, split "
+            f"weights {recipe.choice_splits or 'uniform'}")
 
 
 def _options_note(options: list[str]) -> str:
