@@ -123,10 +123,10 @@ def run_none(lm, documents, questions, recipe) -> dict:
 
 
 def run_icl(lm, documents, questions, recipe) -> dict:
-    from underdog.methods.icl import RETRIEVED_SENTENCES, icl_contexts
+    from underdog.methods.icl import RETRIEVED_SENTENCES, default_budget, icl_contexts
     from underdog.world.retrieve import split_sentences
 
-    budget = recipe.icl_budget or lm.max_length - 64
+    budget = recipe.icl_budget or default_budget(lm.max_length)
     contexts = icl_contexts(recipe.icl_context, lm.tokenizer, documents, questions, budget, seed=recipe.seed or 0)
     answers = answer_questions(lm, questions, [c.text for c in contexts], recipe.batch_size)
     for a, c in zip(answers, contexts):
@@ -191,6 +191,7 @@ def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
 def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
     from underdog.methods import augment
     from underdog.methods.finetune import split_sentences
+    from underdog.methods.icl import default_budget
     from underdog.tasks.io import write_jsonl
 
     seed, beams = recipe.seed or 0, augment_settings(kind, recipe)["beams"]
@@ -210,7 +211,7 @@ def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
             sentences = [s for d in documents for s in split_sentences(d["text"])]
             prompts = augment.local_prompts(sentences, seed=seed)
         else:
-            budget = recipe.icl_budget or lm.max_length - 64
+            budget = recipe.icl_budget or default_budget(lm.max_length)
             prompts = augment.global_prompts(lm.tokenizer, documents, budget, recipe.global_per_document, seed=seed)
         kept, new_counts = augment.generate_augmentations(lm, prompts, batch_size=recipe.generate_batch_size,
                                                           beams=beams)

@@ -36,6 +36,12 @@ class IclContext:
 
 RETRIEVED_SENTENCES = 24
 ANSWER_ROOM = 16  # tokens kept free after the question for the longest scored choice
+WINDOW_MARGIN = 64  # the default prompt budget is the model's window less this (default_budget)
+
+
+def default_budget(window: int) -> int:
+    """Tokens of documents + question an ICL prompt gets when no budget is set: the window less a margin."""
+    return window - WINDOW_MARGIN
 
 
 def question_tokens(tokenizer, question: dict) -> int:

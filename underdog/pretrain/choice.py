@@ -34,6 +34,14 @@ class ChoiceQuestion:
     label: str  # "<split>:<kind>", e.g. "reversal:comparison"
 
 
+def check_weights(kind_weights: Mapping[str, float], split_weights: Mapping[str, float]) -> None:
+    """Raise, naming the allowed keys, if a kind or split weight names neither a kind nor a split."""
+    for name, given, allowed in (("kind", kind_weights, KINDS), ("split", split_weights, SPLITS)):
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown {name}(s) {unknown} in choice {name} weights; allowed: {list(allowed)}")
+
+
 def choice_questions(tokenizer, seed: int, n_worlds: int, per_world: int, budget: int,
                      kind_weights: Mapping[str, float] | None = None, world_sizes: Mapping[str, float] | None = None,
                      workers: int = 1, split_weights: Mapping[str, float] | None = None) -> list[ChoiceQuestion]:
@@ -44,10 +52,7 @@ def choice_questions(tokenizer, seed: int, n_worlds: int, per_world: int, budget
     from underdog.world.episodes import pretrain_worlds
 
     weights_of, split_weights = dict(kind_weights or {}), dict(split_weights or {})
-    for name, given, allowed in (("kind", weights_of, KINDS), ("split", split_weights, SPLITS)):
-        unknown = sorted(set(given) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown {name}(s) {unknown} in choice {name} weights; allowed: {list(allowed)}")
+    check_weights(weights_of, split_weights)
     rng = random.Random(seed)
     out: list[ChoiceQuestion] = []
     for world in pretrain_worlds(seed, n_worlds, workers, world_sizes):

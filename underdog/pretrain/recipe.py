@@ -111,13 +111,10 @@ class PretrainRecipe(Strict):
         return self
 
     @model_validator(mode="after")
-    def _choice_kinds_known(self) -> PretrainRecipe:
-        from underdog.pretrain.choice import KINDS, SPLITS
+    def _choice_weights_known(self) -> PretrainRecipe:
+        from underdog.pretrain.choice import check_weights
 
-        for key, allowed in (("choice_kinds", KINDS), ("choice_splits", SPLITS)):
-            unknown = sorted(set(getattr(self, key)) - set(allowed))
-            if unknown:
-                raise ValueError(f"unknown {key} key(s) {unknown}; allowed: {list(allowed)}")
+        check_weights(self.choice_kinds, self.choice_splits)
         return self
 
     @model_validator(mode="after")
@@ -301,18 +298,19 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
             + "".join(f" | {key} " + " ".join(f"{k} {v:.2f}" for k, v in cells.items())
                       for key, cells in name_scores.items()))
 
-    choice = None
+    choice = aux_loss = None
     if recipe.choice_loss:
+        from underdog.methods.icl import default_budget
         from underdog.pretrain.choice import ChoiceLoss, choice_questions
 
         questions = choice_questions(tokenizer, recipe.seed + 70_001, recipe.choice_worlds, recipe.choice_per_world,
-                                     recipe.model.context - 64, recipe.choice_kinds, recipe.world,
+                                     default_budget(recipe.model.context), recipe.choice_kinds, recipe.world,
                                      recipe.data_workers or os.cpu_count() or 1, recipe.choice_splits)
         choice = ChoiceLoss(tokenizer, questions, recipe.choice_per_step, recipe.model.context)
         log(f"choice loss x{recipe.choice_loss}: {len(questions)} questions, {recipe.choice_per_step} a step")
 
-    def aux_loss(m, step: int) -> torch.Tensor:
-        return recipe.choice_loss * choice(m, step)
+        def aux_loss(m, step: int) -> torch.Tensor:
+            return recipe.choice_loss * choice(m, step)
 
     config = TrainConfig(lr=recipe.lr, max_steps=steps, batch_size=recipe.batch_size, max_length=recipe.seq_len,
                          packing=True, completion_only=not recipe.context_loss, warmup_ratio=recipe.warmup_ratio,
@@ -320,7 +318,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
                          seed=recipe.seed, save_every=recipe.save_every, log_every=20,
                          output_dir=str(run.dir / "train"))
     result = train(model, tokenizer, _examples(texts, recipe.context_loss), config, callback=on_step, resume=True,
-                   aux_loss=aux_loss if choice else None)
+                   aux_loss=aux_loss)
     model = result.model
     final_dir = run.dir / "final"
     save_trained(model, final_dir, tokenizer=tokenizer)
