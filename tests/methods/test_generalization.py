@@ -163,6 +163,18 @@ def test_study_runs_end_to_end_and_resumes(tiny_lm, llama_dir, tmp_path, small_w
     assert json.loads((tmp_path / "run" / "results.json").read_text())["method"] == "generalization"
 
 
+def test_dtype_reaches_the_loaded_model_and_the_results(llama_dir, tmp_path, small_world):
+    from underdog.methods.generalization import GeneralizationRecipe, run_generalization
+    from underdog.world import write_world
+
+    write_world(small_world, tmp_path / "world")
+    recipe = GeneralizationRecipe.model_validate({
+        "model": str(llama_dir), "world": str(tmp_path / "world"), "out": str(tmp_path / "run"),
+        "methods": ["none"], "max_per_split": 2, "device": "cpu", "dtype": "bfloat16"})
+    results = run_generalization(recipe, log=lambda _: None)
+    assert results["model_info"]["dtype"] == "bfloat16"
+
+
 def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens(tiny_lm, small_world):
     from underdog.methods.generalization import augmented_epochs
 

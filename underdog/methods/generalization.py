@@ -68,6 +68,7 @@ class GeneralizationRecipe(Strict):
     batch_size: int = Field(16, gt=0)
     generate_batch_size: int = Field(64, gt=0)  # prompts per augmentation batch (x beams rows): 2x faster than 16
     device: str = "auto"
+    dtype: str = "auto"  # weights' dtype: "auto" is bf16 on a GPU that has it, else float32
     split_sentences: str = "independent"  # off | independent | cumulative
     train: FinetuneSettings = FinetuneSettings()
     lora: LoraSettings = LoraSettings()
@@ -157,7 +158,7 @@ def run_finetuned(method: str, documents, questions, recipe, augmentations: list
 
     settings = recipe.lora if method == "ft-lora" else recipe.train
     examples = training_examples(documents, recipe.split_sentences, [a["text"] for a in augmentations])
-    lm = load(recipe.model, device=recipe.device)
+    lm = load(recipe.model, device=recipe.device, dtype=recipe.dtype)
     if augmentations and recipe.augmented_budget is not None:
         plain = training_examples(documents, recipe.split_sentences)
         settings = settings.model_copy(update={"epochs": augmented_epochs(
@@ -243,13 +244,13 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
     from underdog.lm.load import weights_stamp
 
     documents, questions, source, facts = load_study_world(recipe)
-    lm = load(recipe.model, device=recipe.device)
+    lm = load(recipe.model, device=recipe.device, dtype=recipe.dtype)
     run = Run(recipe.out, recipe.model_dump(), log=log)
     data_key = hash_inputs([documents, questions])
     model_key = hash_inputs([recipe.model, lm.info, weights_stamp(lm.path)])
     outputs, augmented = {}, {}
     for kind in sorted({k for m in recipe.methods for k in AUGMENTS.get(m, ())}):
-        writer = load(recipe.augmenter, device=recipe.device) if recipe.augmenter else lm
+        writer = load(recipe.augmenter, device=recipe.device, dtype=recipe.dtype) if recipe.augmenter else lm
         inputs = {"augment": kind, "data": data_key, "model": hash_inputs([recipe.augmenter, model_key]),
                   "seed": recipe.seed, **augment_settings(kind, recipe)}
         augmented[kind] = run.stage(f"augment-{kind}", inputs,
