@@ -45,16 +45,26 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
     assert main(args) == 0
 
 
-def test_pretrain_continues_into_a_wider_deeper_model_and_keeps_the_stage_history(tmp_path):
+def test_pretrain_continues_into_a_wider_deeper_model_and_keeps_the_stage_history(tmp_path, monkeypatch):
     """The continued stage also adds ``line_space`` to the tokenizer it inherits: same vocabulary, and a line's
-    first word now takes its in-line tokens."""
-    small, large = tmp_path / "small", tmp_path / "large"
+    first word now takes its in-line tokens. The history survives the source folder moving mid-run."""
+    import underdog.train
+
+    small, large, moved = tmp_path / "small", tmp_path / "large", tmp_path / "moved"
     common = ["tokens=20000", "vocab_size=400", "model.context=1024", "batch_size=4",
               "probe_every=100", "probe_per_split=2", "final_probe_per_split=2", "save_every=100", "threads=1"]
     assert main(["pretrain", f"out={small}", "model.hidden=32", "model.heads=2", "model.intermediate=64",
                  "model.layers=1", *common]) == 0
+    save_trained = underdog.train.save_trained
+
+    def move_source_then_save(*args, **kwargs):
+        small.rename(moved)
+        return save_trained(*args, **kwargs)
+
+    monkeypatch.setattr(underdog.train, "save_trained", move_source_then_save)
     assert main(["pretrain", f"out={large}", f"init_from={small / 'final'}", "model.hidden=64", "model.heads=4",
                  "model.intermediate=128", "model.layers=2", "line_space=true", *common]) == 0
+    moved.rename(small)
     assert json.loads((large / "final" / "config.json").read_text())["num_hidden_layers"] == 2
     summary = json.loads((large / "final" / "pretrain_summary.json").read_text())
     assert [st["init_from"] for st in summary["stages"]] == [None, str(small / "final")]

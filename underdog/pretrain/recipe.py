@@ -265,6 +265,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     texts = [t for t, n in zip(texts, lengths) if n < recipe.seq_len]  # keep whole episodes, never cut questions
     log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")
     model = build_model(recipe, tokenizer)
+    earlier = earlier_record(recipe.init_from)
     if recipe.init_from:
         _load_init(model, recipe, log, separate)
     n_params = sum(p.numel() for p in model.parameters())
@@ -343,7 +344,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     atomic_write_json(final_dir / "pretrain_summary.json", summary)
     if log_path.exists():
         shutil.copy(log_path, final_dir / "pretrain_log.jsonl")
-    write_model_card(final_dir, recipe, command)
+    write_model_card(final_dir, recipe, command, earlier)
     log("final probe (ICL): " + " ".join(f"{k} {v:.3f}" for k, v in icl.items()))
     log("final probe (no context): " + " ".join(f"{k} {v:.3f}" for k, v in none.items()))
     if recipe.install:
@@ -363,12 +364,18 @@ def _stage_entry(recipe: PretrainRecipe, s: dict, command: str) -> dict:
             "final_loss": round(s["final_loss"], 3), "probe_icl": s["probe_icl"], "icl_context": recipe.icl_context}
 
 
-def stages_of(recipe: PretrainRecipe, summary: dict, command: str) -> list[dict]:
-    """Every stage that made this model: the ``init_from`` model's recorded stages, then this one."""
-    earlier: list[dict] = []
-    if recipe.init_from and (Path(recipe.init_from) / "pretrain_summary.json").is_file():
-        earlier = json.loads((Path(recipe.init_from) / "pretrain_summary.json").read_text()).get("stages", [])
-    return earlier + [_stage_entry(recipe, summary, command)]
+def earlier_record(init_from: str | None) -> dict:
+    """The ``init_from`` model's recorded stages and probe logs (its own log becomes the last stage's), read when
+    a run starts so that the card keeps them even if that folder moves before the run ends."""
+    if not init_from:
+        return {"stages": [], "logs": {}}
+    source = Path(init_from)
+    summary = source / "pretrain_summary.json"
+    stages = json.loads(summary.read_text()).get("stages", []) if summary.is_file() else []
+    logs = {log.name: log.read_text() for log in sorted(source.glob("pretrain_log_stage*.jsonl"))}
+    if (source / "pretrain_log.jsonl").is_file():
+        logs[f"pretrain_log_stage{len(logs) + 1}.jsonl"] = (source / "pretrain_log.jsonl").read_text()
+    return {"stages": stages, "logs": logs}
 
 
 def _stage_rows(stages: list[dict]) -> str:
@@ -462,19 +469,17 @@ def _options_note(options: list[str]) -> str:
     return f" ({'; '.join(OPTIONS[o] for o in options)})" if options else ""
 
 
-def write_model_card(final_dir: str | Path, recipe: PretrainRecipe, command: str | None = None) -> None:
+def write_model_card(final_dir: str | Path, recipe: PretrainRecipe, command: str | None = None,
+                     earlier: dict | None = None) -> None:
     """(Re)write MODEL_CARD.md in ``final_dir`` from its ``pretrain_summary.json``, recording the stages
-    (``command`` is this stage's command line) and copying earlier stages' probe logs next to it."""
+    (``command`` is this stage's command line) and copying earlier stages' probe logs next to it; ``earlier``
+    is ``earlier_record(recipe.init_from)`` as read when the run started (read now when not given)."""
     final_dir = Path(final_dir)
+    earlier = earlier if earlier is not None else earlier_record(recipe.init_from)
     summary = json.loads((final_dir / "pretrain_summary.json").read_text())
     if command is not None or "stages" not in summary:
-        summary["stages"] = stages_of(recipe, summary, command or "underdog pretrain")
+        summary["stages"] = earlier["stages"] + [_stage_entry(recipe, summary, command or "underdog pretrain")]
         atomic_write_json(final_dir / "pretrain_summary.json", summary)
-    if recipe.init_from:
-        source = Path(recipe.init_from)
-        earlier = sorted(source.glob("pretrain_log_stage*.jsonl"))
-        for log in earlier:
-            shutil.copy(log, final_dir / log.name)
-        if (source / "pretrain_log.jsonl").is_file():
-            shutil.copy(source / "pretrain_log.jsonl", final_dir / f"pretrain_log_stage{len(earlier) + 1}.jsonl")
+    for name, text in earlier["logs"].items():
+        atomic_write_text(final_dir / name, text)
     atomic_write_text(final_dir / "MODEL_CARD.md", model_card(recipe, summary))
