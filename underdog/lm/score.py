@@ -79,7 +79,9 @@ def score(
     return score_tokens(lm, pairs, batch_size=batch_size, share_context=share_context, progress=progress)
 
 
-def _truncate(ctx: list[int], cont: list[int], max_length: int) -> list[int]:
+def truncate_context(ctx: list[int], cont: list[int], max_length: int) -> list[int]:
+    """The end of ``ctx`` that fits a ``max_length`` window before ``cont`` (the model reads ctx + cont[:-1]);
+    every scorer of continuations (``score_tokens``, ``pretrain.choice``) cuts its contexts here."""
     if len(cont) > max_length:
         raise ValueError(f"continuation of {len(cont)} tokens exceeds the model's {max_length}-token window")
     keep = max_length + 1 - len(cont)  # the model reads ctx + cont[:-1]
@@ -101,7 +103,7 @@ def score_tokens(
     # and its whole sequence is one row with no cached prefix.
     groups: dict[tuple, tuple[list[int], list[int]]] = {}
     for i, (ctx, cont) in enumerate(pairs):
-        ctx = _truncate(list(ctx), list(cont), max_length)
+        ctx = truncate_context(list(ctx), list(cont), max_length)
         key = tuple(ctx) if share_context else (i,)
         groups.setdefault(key, (ctx, []))[1].append(i)
     order = sorted(groups.values(), key=lambda g: -(len(g[0]) + max(len(pairs[i][1]) for i in g[1])))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from underdog.lm.score import _truncate, encode_pair
+from underdog.lm.score import encode_pair, truncate_context
 from underdog.tasks.choice import DELIMITER
 
 KINDS = ("comparison", "family", "hierarchy", "syllogism")
@@ -80,7 +80,7 @@ def choice_logprobs(model, tokenizer, questions: Sequence[ChoiceQuestion], max_l
     for q in questions:
         for choice in q.choices:
             ctx, cont = encode_pair(tokenizer, q.context, DELIMITER + choice)
-            rows.append(_truncate(ctx, cont, max_length) + cont)
+            rows.append(truncate_context(ctx, cont, max_length) + cont)
             spans.append(len(cont))
     device = next(model.parameters()).device
     width = max(len(r) for r in rows) - 1  # the model reads every row but its last token
