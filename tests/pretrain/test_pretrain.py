@@ -124,6 +124,23 @@ def test_separate_tokens_needs_a_model_to_continue():
     assert PretrainRecipe(separate_tokens=[[" more", " less"]], init_from="builtin").separate_tokens
 
 
+def test_init_from_takes_a_built_in_models_name_as_well_as_a_folder():
+    from safetensors.torch import load_file
+
+    from underdog.lm.load import BUILTIN_MODELS
+    from underdog.pretrain.recipe import _load_init, build_model, earlier_record
+
+    config = json.loads((BUILTIN_MODELS["builtin"] / "config.json").read_text())
+    shape = {"hidden": config["hidden_size"], "layers": config["num_hidden_layers"], "intermediate":
+             config["intermediate_size"], "heads": config["num_attention_heads"], "tied": False}
+    recipe = PretrainRecipe(init_from="builtin", model=shape)
+    model = build_model(recipe, _builtin_tokenizer())
+    _load_init(model, recipe, lambda _: None, [])
+    shipped = load_file(BUILTIN_MODELS["builtin"] / "model.safetensors")
+    assert torch.equal(model.model.embed_tokens.weight, shipped["model.embed_tokens.weight"])
+    assert len(earlier_record("builtin")["stages"]) >= 1
+
+
 TINY_SHAPE = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "context": 64}
 
 

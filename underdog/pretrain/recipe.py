@@ -23,7 +23,7 @@ import torch
 from pydantic import Field, model_validator
 
 from underdog.config import Strict
-from underdog.lm.load import ASSETS, LM, resolve_model_path
+from underdog.lm.load import ASSETS, BUILTIN_MODELS, LM, resolve_model_path
 from underdog.pretrain.tokenizer import OPTIONS
 from underdog.runs import Run, atomic_write_json, atomic_write_text, environment
 
@@ -190,7 +190,7 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
         widen_state_dict,
     )
 
-    source = Path(recipe.init_from)
+    source = resolve_model_path(recipe.init_from)  # a folder, or a built-in model's name
     state = load_file(source / "model.safetensors")
     source_config, config = json.loads((source / "config.json").read_text()), model.config.to_dict()
     factor = widen_factor(source_config, config)
@@ -369,7 +369,7 @@ def earlier_record(init_from: str | None) -> dict:
     a run starts so that the card keeps them even if that folder moves before the run ends."""
     if not init_from:
         return {"stages": [], "logs": {}}
-    source = Path(init_from)
+    source = BUILTIN_MODELS.get(init_from, Path(init_from))
     summary = source / "pretrain_summary.json"
     stages = json.loads(summary.read_text()).get("stages", []) if summary.is_file() else []
     logs = {log.name: log.read_text() for log in sorted(source.glob("pretrain_log_stage*.jsonl"))}
