@@ -23,7 +23,7 @@ import torch
 from pydantic import Field, model_validator
 
 from underdog.config import Strict
-from underdog.lm.load import ASSETS, BUILTIN_MODELS, LM, resolve_model_path
+from underdog.lm.load import ASSETS, LM, ModelLoadError, resolve_model_path
 from underdog.pretrain.tokenizer import OPTIONS
 from underdog.runs import Run, atomic_write_json, atomic_write_text, environment
 
@@ -367,9 +367,12 @@ def _stage_entry(recipe: PretrainRecipe, s: dict, command: str) -> dict:
 def earlier_record(init_from: str | None) -> dict:
     """The ``init_from`` model's recorded stages and probe logs (its own log becomes the last stage's), read when
     a run starts so that the card keeps them even if that folder moves before the run ends."""
-    if not init_from:
+    try:
+        source = resolve_model_path(init_from) if init_from else None
+    except ModelLoadError:  # only a card re-written after its source is gone gets here
+        source = None
+    if source is None:
         return {"stages": [], "logs": {}}
-    source = BUILTIN_MODELS.get(init_from, Path(init_from))
     summary = source / "pretrain_summary.json"
     stages = json.loads(summary.read_text()).get("stages", []) if summary.is_file() else []
     logs = {log.name: log.read_text() for log in sorted(source.glob("pretrain_log_stage*.jsonl"))}
