@@ -8,20 +8,33 @@ statement prefix, each choice a continuation, and the scored text is ``question 
 of"), ``holdout`` (an inherited property of a category known only through its "kind of" fact) and
 ``two_hop`` (a comparison across two links, a grandparent, grandchild or sibling). Distractors are hard where
 possible (the contradictory reversal, the same relation to another entity of the same chain, group, tree or
-family) and are checked with ``knowledge.closure``: the answer follows from the support facts, no distractor
+family; for a property, properties with the same verb, English or made-up like the answer, so that no option
+stands out by its form) and are checked with ``knowledge.closure``: the answer follows from the support facts, no distractor
 follows from the whole world. Answer positions are shuffled with the world's seeded generator.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 
-from underdog.world.knowledge import ADJECTIVES, REVERSE, Fact, Key, Knowledge, closure, derived
+from underdog.world.knowledge import (
+    ADJECTIVES,
+    ENGLISH_PROPERTIES,
+    REVERSE,
+    Fact,
+    Key,
+    Knowledge,
+    closure,
+    derived,
+)
 from underdog.world.render import PHRASINGS, cloze
 
 SPLITS: tuple[str, ...] = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
 Item = tuple[str, Fact, int, list[Fact]]  # (split, statement, phrasing, support facts)
+_ENGLISH = frozenset(p for p, _ in ENGLISH_PROPERTIES)
+_VERB_COUNT = Counter(p.split(" ")[0] for p in _ENGLISH)
 
 
 def open_question(q: dict, options: bool = False) -> str:
@@ -114,12 +127,27 @@ def _pools(kn: Knowledge, documents: Sequence[dict]) -> dict[str, list[str]]:
     return pools
 
 
+def property_frame(prop: str) -> tuple[str, bool]:
+    """(verb, is English) of a property: "can swim" -> ("can", True), "hunt glorps" -> ("hunt", False); the
+    verbs of fewer than three English properties ("lay eggs", "make honey") count as one verb, ""."""
+    verb, english = prop.split(" ")[0], prop in _ENGLISH
+    return ("" if english and _VERB_COUNT[verb] < 3 else verb), english
+
+
 def candidates(kn: Knowledge, t: Fact, pools: dict[str, list[str]], rng: random.Random) -> tuple[list[Fact], list[Fact]]:
     """(hard, other) candidate distractor statements for target ``t`` in the order tried, before filtering."""
-    if t.rel == "has":
-        same = pools.get(f"docprop:{t.a}", []) + pools[f"property:{kn.cluster(t.a)}"]
-        other = rng.sample(pools["property"], min(12, len(pools["property"])))
-        return [derived("has", t.a, p) for p in same], [derived("has", t.a, p) for p in other]
+    if t.rel == "has":  # alike first, so that no option stands out by its verb or by being English
+        verb, english = property_frame(t.b)
+
+        def unlike(p: str) -> int:  # 0 same verb and kind, 1 same kind, 2 same verb, 3 neither
+            v, e = property_frame(p)
+            return (v != verb) + 2 * (e != english)
+
+        near = pools.get(f"docprop:{t.a}", []) + pools[f"property:{kn.cluster(t.a)}"]
+        anywhere = sorted(rng.sample(pools["property"], len(pools["property"])), key=unlike)
+        hard = [p for p in near if unlike(p) == 0]
+        rest = anywhere[:12] + sorted(near, key=unlike)
+        return [derived("has", t.a, p) for p in hard], [derived("has", t.a, p) for p in rest]
     near = pools.get(f"doc:{t.a}", []) + pools.get(f"doc:{t.b}", []) + pools[f"{t.kind}:{kn.cluster(t.b)}"]
     same = [e for e in dict.fromkeys(near) if e != t.a]
     other = [e for e in rng.sample(pools[t.kind], min(12, len(pools[t.kind]))) if e != t.a]
