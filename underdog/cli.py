@@ -132,6 +132,18 @@ def cmd_generalization(args: argparse.Namespace) -> int:
         "max_per_split": args.max_per_split, "icl_budget": args.icl_budget, "icl_context": args.icl_context})
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from underdog.eval.paired import compare_runs, comparison_table
+    from underdog.runs import atomic_write_json
+
+    result = compare_runs(args.a, args.b, args.method)
+    print(f"B - A, method {args.method}, paired over the same questions of {len(args.a)} world(s)")
+    print(comparison_table(result))
+    if args.out:
+        atomic_write_json(args.out, result)
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from underdog.methods.explain import ExplainRecipe, run_explain
 
@@ -224,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory")
     p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
     p.set_defaults(func=cmd_generalization)
+
+    p = sub.add_parser("compare", help="paired accuracy difference of two models' generalization runs, by split")
+    p.add_argument("--a", nargs="+", required=True, help="run folders of model A, one per world")
+    p.add_argument("--b", nargs="+", required=True, help="run folders of model B, the same worlds in the same order")
+    p.add_argument("--method", default="icl", help="which method's answers to compare (default icl)")
+    p.add_argument("--out", help="also write the comparison as JSON here")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("aspire", help="ASPIRE selective prediction: learned self-evaluation vs baselines")
     p.add_argument("--recipe", help="recipe YAML (optional; e.g. recipes/aspire.yaml)")
