@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from underdog.world.knowledge import (
     ADJECTIVES,
@@ -49,9 +49,10 @@ def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, 
     Entities mentioned in the same ``documents`` as the target make the hardest distractors."""
     full = closure(kn.facts)
     pools = _pools(kn, documents)
+    frames = {p: property_frame(p) for p in pools["property"]}  # once a world, not once a question
     by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for split, target, ph, support in _items(kn, phrasing, rng, max_inherited, max_holdout):
-        q = _question(kn, split, target, ph, support, full, pools, rng, n_choices)
+        q = _question(kn, split, target, ph, support, full, pools, frames, rng, n_choices)
         if q is not None:
             by_split[split].append(q)
     out = []
@@ -134,19 +135,18 @@ def property_frame(prop: str) -> tuple[str, bool]:
     return ("" if english and _VERB_COUNT[verb] < 3 else verb), english
 
 
-def candidates(kn: Knowledge, t: Fact, pools: dict[str, list[str]], rng: random.Random) -> tuple[list[Fact], list[Fact]]:
-    """(hard, other) candidate distractor statements for target ``t`` in the order tried, before filtering."""
+def candidates(kn: Knowledge, t: Fact, pools: dict[str, list[str]], frames: Mapping[str, tuple[str, bool]],
+               rng: random.Random) -> tuple[list[Fact], list[Fact]]:
+    """(hard, other) candidate distractor statements for target ``t`` in the order tried, before filtering;
+    ``frames`` is ``property_frame`` of every property of the world."""
     if t.rel == "has":  # alike first, so that no option stands out by its verb or by being English
         verb, english = property_frame(t.b)
-
-        def unlike(p: str) -> int:  # 0 same verb and kind, 1 same kind, 2 same verb, 3 neither
-            v, e = property_frame(p)
-            return (v != verb) + 2 * (e != english)
-
+        rank = {f: (f[0] != verb) + 2 * (f[1] != english) for f in set(frames.values())}
+        unlike = {p: rank[f] for p, f in frames.items()}  # 0 same verb and kind, 1 same kind, 2 same verb, 3 neither
         near = pools.get(f"docprop:{t.a}", []) + pools[f"property:{kn.cluster(t.a)}"]
-        anywhere = sorted(rng.sample(pools["property"], len(pools["property"])), key=unlike)
-        hard = [p for p in near if unlike(p) == 0]
-        rest = anywhere[:12] + sorted(near, key=unlike)
+        anywhere = sorted(rng.sample(pools["property"], len(pools["property"])), key=unlike.__getitem__)
+        hard = [p for p in near if unlike[p] == 0]
+        rest = anywhere[:12] + sorted(near, key=unlike.__getitem__)
         return [derived("has", t.a, p) for p in hard], [derived("has", t.a, p) for p in rest]
     near = pools.get(f"doc:{t.a}", []) + pools.get(f"doc:{t.b}", []) + pools[f"{t.kind}:{kn.cluster(t.b)}"]
     same = [e for e in dict.fromkeys(near) if e != t.a]
@@ -165,11 +165,12 @@ def candidates(kn: Knowledge, t: Fact, pools: dict[str, list[str]], rng: random.
 
 
 def _question(kn: Knowledge, split: str, t: Fact, ph: int, support: list[Fact], full: set[Key],
-              pools: dict[str, list[str]], rng: random.Random, n_choices: int) -> dict | None:
+              pools: dict[str, list[str]], frames: Mapping[str, tuple[str, bool]], rng: random.Random,
+              n_choices: int) -> dict | None:
     if t.key not in closure(support):
         raise AssertionError(f"bug: {t} does not follow from its support {support}")
     prefix, answer = cloze(t, ph)
-    hard, rest = candidates(kn, t, pools, rng)
+    hard, rest = candidates(kn, t, pools, frames, rng)
     chosen: list[str] = []
 
     def take(cands: list[Fact], limit: int) -> None:
