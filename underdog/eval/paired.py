@@ -66,9 +66,9 @@ def compare_runs(runs_a: Sequence[str | Path], runs_b: Sequence[str | Path], met
             xs, ys = pooled.setdefault(split, ([], []))
             xs.append(correct)
             ys.append(b[qid][1])
-    order = sorted(pooled, key=lambda s: SPLITS.index(s) if s in SPLITS else len(SPLITS))
     by_split = {split: {"a": float(np.mean(pooled[split][0])), "b": float(np.mean(pooled[split][1])),
-                        **paired_difference(*pooled[split], seed=seed)} for split in order}
+                        **paired_difference(*pooled[split], seed=seed)}
+                for split in SPLITS if split in pooled}  # worlds are checked to use only these splits
     return {"method": method, "pairs": [[str(ra), str(rb)] for ra, rb in zip(runs_a, runs_b)],
             "by_split": by_split}
 

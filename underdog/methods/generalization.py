@@ -29,10 +29,10 @@ from underdog.config import Strict, TrainSettings, check_known
 from underdog.eval.metrics import mean_with_ci
 from underdog.runs import Run, atomic_write_text, hash_inputs
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
+from underdog.world.questions import SPLITS
 
 METHODS = ("none", "icl", "ft", "ft-lora", "aug-local", "aug-global", "aug-both")
 AUGMENTS = {"aug-local": ("local",), "aug-global": ("global",), "aug-both": ("local", "global")}
-SPLIT_ORDER = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
 
 
 class FinetuneSettings(TrainSettings):
@@ -320,7 +320,7 @@ def accuracy_by_kind(outputs: dict, questions: list[dict]) -> tuple[dict, str]:
             cells.setdefault(f"{a['split']}:{kind_of.get(a['id'], 'unknown')}", []).append(a["correct"])
         metrics.update({f"{cell}/{method}": {**mean_with_ci(c), "n": len(c)} for cell, c in cells.items()})
         n.update({cell: max(n.get(cell, 0), len(c)) for cell, c in cells.items()})
-    order = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    order = {s: i for i, s in enumerate(SPLITS)}
     rows = sorted(n, key=lambda r: (order.get(r.split(":")[0], len(order)), r))
     return metrics, grid_table(metrics, rows, list(outputs), row_label="split:kind (questions)",
                                shown_as={r: f"{r} ({n[r]})" for r in rows})
@@ -331,7 +331,7 @@ def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, 
     from underdog.report import grid_table, grouped_bars
 
     metrics, per_split = {}, {}
-    splits = [s for s in SPLIT_ORDER if any(a["split"] == s for o in outputs.values() for a in o["answers"])]
+    splits = [s for s in SPLITS if any(a["split"] == s for o in outputs.values() for a in o["answers"])]
     for method, out in outputs.items():
         for split in splits:
             correct = [a["correct"] for a in out["answers"] if a["split"] == split]

@@ -9,8 +9,8 @@ of"), ``holdout`` (an inherited property of a category known only through its "k
 ``two_hop`` (a comparison across two links, a grandparent, grandchild or sibling). Distractors are hard where
 possible (the contradictory reversal, the same relation to another entity of the same chain, group, tree or
 family; for a property, properties with the same verb, English or made-up like the answer, so that no option
-stands out by its form) and are checked with ``knowledge.closure``: the answer follows from the support facts, no distractor
-follows from the whole world. Answer positions are shuffled with the world's seeded generator.
+stands out by its form) and are checked with ``knowledge.closure``: the answer follows from the support facts,
+no distractor follows from the whole world. Answer positions are shuffled with the world's seeded generator.
 """
 
 from __future__ import annotations
