@@ -87,9 +87,7 @@ def test_template_words_are_stop_words():
 
 def test_split_counts_and_choices(world):
     counts = world.counts()
-    for split in ("forward", "rephrasing", "reversal", "syllogism"):
-        assert counts[split] >= 400, counts
-    assert counts["holdout"] >= 200 and counts["two_hop"] >= 200, counts
+    assert min(counts.values()) >= 400, counts  # the floor, in every split of a default world
     assert set(counts) == set(SPLITS)
     for q in world.questions:
         assert len(q["choices"]) >= DEFAULT_SIZES["n_choices"] and len(set(q["choices"])) == len(q["choices"])

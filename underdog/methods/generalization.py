@@ -102,12 +102,11 @@ def load_study_world(recipe: GeneralizationRecipe) -> tuple[list[dict], list[dic
         world = make_world(recipe.seed if recipe.seed is not None else 0, pool="eval")
         documents, questions, facts = world.documents, world.questions, world.facts
         source = {"seed": recipe.seed, "pool": "eval"}
-    if recipe.max_per_split:
-        rng = random.Random(f"subsample-{recipe.seed}")
+    if recipe.max_per_split:  # a generator per split: one split's sample does not depend on another's size
         kept = []
         for split in sorted({q["split"] for q in questions}):
             qs = [q for q in questions if q["split"] == split]
-            kept += rng.sample(qs, min(recipe.max_per_split, len(qs)))
+            kept += random.Random(f"subsample-{recipe.seed}-{split}").sample(qs, min(recipe.max_per_split, len(qs)))
         questions = kept
     return documents, questions, source, facts
 

@@ -54,7 +54,8 @@ DEFAULT_SIZES: dict[str, int | float] = {
     "doc_min": 4,  # sentences per document
     "doc_max": 12,
     "max_inherited": 4,  # syllogism questions per category
-    "max_holdout": 6,  # holdout questions per holdout category
+    "max_holdout": 6,  # holdout questions per holdout category in the first pass
+    "min_per_split": 400,  # holdout and two-hop topped up to this many questions where the world has them
     "p_more": 0.5,  # share of comparisons stated with "more" (the rest "less"); pretraining can bias it
 }
 
@@ -117,7 +118,7 @@ def make_world(seed: int, pool: str = "eval", **sizes: int | float) -> World:
     phrasing = assign_phrasings(kn.facts, rng)
     docs = make_documents(kn, phrasing, rng, int(s["doc_min"]), int(s["doc_max"]))
     questions = make_questions(kn, phrasing, rng, docs, int(s["n_choices"]), int(s["max_inherited"]),
-                               int(s["max_holdout"]))
+                               int(s["max_holdout"]), int(s["min_per_split"]))
     return World(seed, pool, s, kn, phrasing, docs, questions, list(lex.words))
 
 

@@ -44,21 +44,38 @@ def open_question(q: dict, options: bool = False) -> str:
 
 
 def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, documents: Sequence[dict] = (),
-                   n_choices: int = 4, max_inherited: int = 4, max_holdout: int = 6) -> list[dict]:
+                   n_choices: int = 4, max_inherited: int = 4, max_holdout: int = 6,
+                   min_per_split: int = 0) -> list[dict]:
     """All test questions of a world, grouped by split (shuffled within a split), ids ``q00000``...
-    Entities mentioned in the same ``documents`` as the target make the hardest distractors."""
+    Entities mentioned in the same ``documents`` as the target make the hardest distractors.
+
+    ``min_per_split`` tops up the holdout and two-hop splits, which the first pass leaves smallest, to that
+    many questions where the world has them: more inherited properties of holdout categories, their "kind of"
+    each ancestor above the parent, and the other direction of two-hop pairs. The top-up draws from a
+    generator of its own, after the first pass, so the other splits do not depend on it."""
     full = closure(kn.facts)
     pools = _pools(kn, documents)
     frames = {p: property_frame(p) for p in pools["property"]}  # once a world, not once a question
     by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for split, target, ph, support in _items(kn, phrasing, rng, max_inherited, max_holdout):
+    items = _items(kn, phrasing, rng, max_inherited, max_holdout)
+    for split, target, ph, support in items:
         q = _question(kn, split, target, ph, support, full, pools, frames, rng, n_choices)
         if q is not None:
             by_split[split].append(q)
-    out = []
     for split in SPLITS:
         rng.shuffle(by_split[split])
-        out.extend(by_split[split])
+    top_up = random.Random(rng.random())
+    asked = {(split, t.key) for split, t, _, _ in items}
+    extra = [item for item in _top_up_items(kn) if (item[0], item[1].key) not in asked]
+    top_up.shuffle(extra)
+    for split, target, ph, support in extra:
+        if len(by_split[split]) < min_per_split:
+            q = _question(kn, split, target, ph, support, full, pools, frames, top_up, n_choices)
+            if q is not None:
+                by_split[split].append(q)
+    for split in ("holdout", "two_hop"):
+        top_up.shuffle(by_split[split])
+    out = [q for split in SPLITS for q in by_split[split]]
     for i, q in enumerate(out):
         q["id"] = f"q{i:05d}"
     return out
@@ -66,6 +83,8 @@ def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, 
 
 def _items(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, max_inherited: int,
            max_holdout: int) -> list[Item]:
+    """The first pass: every training fact forward, rephrased and reversed; every syllogism; a sample of the
+    inherited properties of each category; one direction of each two-hop pair."""
     items: list[Item] = []
     for f in kn.facts:  # forward, rephrasing, reversal of every training fact
         items.append(("forward", f, phrasing[f.id], [f]))
@@ -75,34 +94,64 @@ def _items(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, max_inhe
             items.append(("reversal", f.reversed(), 0, [f]))
     for _, _, premises, conclusions in kn.groups:
         items += [("syllogism", c, 0, list(premises)) for c in conclusions]
-    isa = {f.a: f for f in kn.facts if f.rel == "isa"}
-    has = {(f.a, f.b): f for f in kn.facts if f.rel == "has"}
-    for c in kn.categories:  # inherited properties: syllogism (categories with own facts) or holdout
-        chain, inherited = [], []
-        for anc in kn.ancestors(c):
-            chain = chain + [isa[chain[-1].b if chain else c]]
-            inherited += [(p, chain) for p in kn.props.get(anc, [])]
+    for c, inherited in _inherited(kn):  # syllogism (categories with own facts) or holdout
         limit = max_holdout if c in kn.holdout else max_inherited
-        for p, ch in rng.sample(inherited, min(limit, len(inherited))):
-            split = "holdout" if c in kn.holdout else "syllogism"
-            items.append((split, derived("has", c, p), 0, ch + [has[(ch[-1].b, p)]]))
+        split = "holdout" if c in kn.holdout else "syllogism"
+        items += [(split, t, 0, support) for t, support in rng.sample(inherited, min(limit, len(inherited)))]
+    for pair, support in _two_hop_pairs(kn):
+        items.append(("two_hop", pair[0] if rng.random() < 0.5 else pair[1], 0, support))
+    return items
+
+
+def _top_up_items(kn: Knowledge) -> list[Item]:
+    """Holdout and two-hop items beyond the first pass (which ones were asked is the caller's to exclude)."""
+    items: list[Item] = []
+    for c, inherited in _inherited(kn):
+        if c in kn.holdout:
+            items += [("holdout", t, 0, support) for t, support in inherited]
+            items += [("holdout", derived("isa", c, anc), 0, chain) for anc, chain in _ancestry(kn, c)[1:]]
+    items += [("two_hop", t, 0, support) for pair, support in _two_hop_pairs(kn) for t in pair]
+    return items
+
+
+def _ancestry(kn: Knowledge, c: str) -> list[tuple[str, list[Fact]]]:
+    """Each ancestor of category ``c``, nearest first, with the chain of "kind of" facts that reaches it."""
+    isa = {f.a: f for f in kn.facts if f.rel == "isa"}
+    out: list[tuple[str, list[Fact]]] = []
+    for anc in kn.ancestors(c):
+        chain = out[-1][1] if out else []
+        out.append((anc, chain + [isa[chain[-1].b if chain else c]]))
+    return out
+
+
+def _inherited(kn: Knowledge) -> list[tuple[str, list[tuple[Fact, list[Fact]]]]]:
+    """For each category, its inherited properties as (statement, support: the "kind of" chain and the
+    ancestor's property fact)."""
+    has = {(f.a, f.b): f for f in kn.facts if f.rel == "has"}
+    return [(c, [(derived("has", c, p), chain + [has[(anc, p)]])
+                 for anc, chain in _ancestry(kn, c) for p in kn.props.get(anc, [])]) for c in kn.categories]
+
+
+def _two_hop_pairs(kn: Knowledge) -> list[tuple[tuple[Fact, Fact], list[Fact]]]:
+    """Every two-hop inference in both directions, with its two support facts: a comparison across two links
+    ("more" of the top, "less" of the bottom), grandparent / grandchild, and a sibling pair either way round."""
+    pairs: list[tuple[tuple[Fact, Fact], list[Fact]]] = []
     link = {(frozenset((f.a, f.b)), f.attr): f for f in kn.facts if f.kind == "comparison"}
     for adj, ents in kn.chains:
         for hi, mid, lo in zip(ents, ents[1:], ents[2:]):
-            t = derived("more", hi, lo, adj) if rng.random() < 0.5 else derived("less", lo, hi, adj)
-            items.append(("two_hop", t, 0, [link[(frozenset((hi, mid)), adj)], link[(frozenset((mid, lo)), adj)]]))
+            pairs.append(((derived("more", hi, lo, adj), derived("less", lo, hi, adj)),
+                          [link[(frozenset((hi, mid)), adj)], link[(frozenset((mid, lo)), adj)]]))
     par = {(f.a, f.b): f for f in kn.facts if f.rel == "parent"}
     for fam in kn.families:
         for p, kids in fam.items():
             for k in kids:
                 for g in fam[k]:
-                    t = derived("grandparent", p, g) if rng.random() < 0.5 else derived("grandchild", g, p)
-                    items.append(("two_hop", t, 0, [par[(p, k)], par[(k, g)]]))
+                    pairs.append(((derived("grandparent", p, g), derived("grandchild", g, p)),
+                                  [par[(p, k)], par[(k, g)]]))
             for i, x in enumerate(kids):
                 for y in kids[i + 1:]:
-                    x2, y2 = (x, y) if rng.random() < 0.5 else (y, x)
-                    items.append(("two_hop", derived("sibling", x2, y2), 0, [par[(p, x)], par[(p, y)]]))
-    return items
+                    pairs.append(((derived("sibling", x, y), derived("sibling", y, x)), [par[(p, x)], par[(p, y)]]))
+    return pairs
 
 
 def _pools(kn: Knowledge, documents: Sequence[dict]) -> dict[str, list[str]]:
