@@ -206,3 +206,21 @@ def test_accuracy_by_kind_splits_each_score_by_the_kind_of_fact_and_adds_back_up
     assert split_acc == sum(a["correct"] for a in answers[:6]) / 6
     assert table.index("forward:comparison") < table.index("reversal:comparison")  # splits in study order
     assert "| forward:family (3) |" in table and "| reversal:comparison (1) |" in table
+
+
+def test_each_splits_subsample_is_independent_of_the_other_splits(small_world, tmp_path):
+    """A split's seeded subsample does not move when another split grows (the world's top-up of holdout and
+    two-hop once changed the reversal sample, which came after holdout in a shared draw)."""
+    from underdog.methods.generalization import GeneralizationRecipe, load_study_world
+    from underdog.world import write_world
+
+    write_world(small_world, tmp_path / "w")
+    recipe = GeneralizationRecipe(world=str(tmp_path / "w"), seed=3, max_per_split=5)
+    _, before, _, _ = load_study_world(recipe)
+    extra = [{**q, "id": f"x{i}"} for i, q in enumerate(q for q in small_world.questions if q["split"] == "holdout")]
+    with open(tmp_path / "w" / "questions.jsonl", "a", encoding="utf-8") as f:
+        f.writelines(json.dumps(q) + "\n" for q in extra)
+    _, after, _, _ = load_study_world(recipe)
+    assert [q["id"] for q in after if q["split"] == "holdout"] != [q["id"] for q in before if q["split"] == "holdout"]
+    for split in ("rephrasing", "reversal", "syllogism", "two_hop"):
+        assert [q["id"] for q in after if q["split"] == split] == [q["id"] for q in before if q["split"] == split]
