@@ -123,3 +123,14 @@ def test_collapsed_tokens_reports_frequent_tokens_with_coinciding_embeddings():
     assert collapsed_tokens(model, tok, texts) == [(" green", " tree", 1.0)]
     assert collapsed_tokens(model, tok, texts, min_count=51) == []  # " green" is seen 50 times
     assert collapsed_tokens(model, tok, texts, min_count=50) == [(" green", " tree", 1.0)]
+
+
+def test_interpolated_weights_lie_between_the_start_and_the_trained_ones():
+    from underdog.pretrain.grow import interpolate_state_dicts
+
+    start, trained = {"w": torch.zeros(2, 3), "b": torch.ones(3)}, {"w": torch.full((2, 3), 4.0), "b": torch.zeros(3)}
+    mid = interpolate_state_dicts(start, trained, 0.25)
+    torch.testing.assert_close(mid["w"], torch.full((2, 3), 1.0))
+    torch.testing.assert_close(mid["b"], torch.full((3,), 0.75))
+    with pytest.raises(ValueError, match="differ in names"):
+        interpolate_state_dicts(start, {"w": trained["w"]}, 0.5)

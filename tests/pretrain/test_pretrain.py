@@ -363,3 +363,25 @@ def test_pretrain_with_the_choice_loss_logs_it_and_says_so_on_the_card(tmp_path)
 def test_recipe_choice_kinds_name_the_allowed_kinds():
     with pytest.raises(ValidationError, match="allowed:.*family"):
         PretrainRecipe(choice_kinds={"comparisons": 2.0})
+
+
+def test_interpolate_init_ends_between_the_starting_and_the_trained_weights(tmp_path):
+    """WiSE-FT: the stage's final weights are the mean of init_from's and the trained ones (train/final), and
+    the card says so; without init_from there is nothing to interpolate with."""
+    from safetensors.torch import load_file
+
+    small, stage = tmp_path / "small", tmp_path / "stage"
+    common = ["tokens=12000", "vocab_size=400", "model.context=1024", "batch_size=4", "model.hidden=32",
+              "model.heads=2", "model.intermediate=64", "model.layers=1", "probe_every=100", "probe_per_split=2",
+              "final_probe_per_split=2", "save_every=100", "threads=1", "lr=0.01"]
+    assert main(["pretrain", f"out={small}", *common]) == 0
+    assert main(["pretrain", f"out={stage}", f"init_from={small / 'final'}", "interpolate_init=0.5", *common]) == 0
+    start, trained = load_file(small / "final" / "model.safetensors"), load_file(stage / "train" / "final" /
+                                                                                 "model.safetensors")
+    final = load_file(stage / "final" / "model.safetensors")
+    assert not torch.equal(start["model.layers.0.mlp.up_proj.weight"], trained["model.layers.0.mlp.up_proj.weight"])
+    for name in start:
+        torch.testing.assert_close(final[name], (start[name] + trained[name]) / 2)
+    assert "(WiSE-FT)" in (stage / "final" / "MODEL_CARD.md").read_text()
+    with pytest.raises(ValidationError, match="interpolate_init .* needs init_from"):
+        PretrainRecipe(interpolate_init=0.5)

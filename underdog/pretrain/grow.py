@@ -21,6 +21,10 @@ apart end up with one embedding (the stage-7 ``builtin`` had cosine 0.995 betwee
 predicted apart in the output; the gradient that would separate them vanishes with their difference. Each
 group's rows are re-drawn around their mean, so a continued stage can learn to use the difference.
 ``collapsed_tokens`` finds such groups: frequent tokens whose embeddings nearly coincide.
+
+``interpolate_state_dicts`` is WiSE-FT (Wortsman et al. 2022): the weights a stage ends with, interpolated with
+the weights it started from. A stage that trades one skill for another (a gain on some splits, a loss on others)
+often keeps most of both at the midpoint.
 """
 
 from __future__ import annotations
@@ -60,6 +64,15 @@ def perturb(model: torch.nn.Module, scale: float = 1e-3, seed: int = 0) -> None:
         for p in model.parameters():
             if p.dim() == 2:
                 p.add_(torch.randn(p.shape, generator=g) * p.std() * scale)
+
+
+def interpolate_state_dicts(start: dict[str, torch.Tensor], trained: dict[str, torch.Tensor],
+                            weight: float) -> dict[str, torch.Tensor]:
+    """``(1 - weight) * start + weight * trained``, tensor by tensor (both of one shape)."""
+    if start.keys() != trained.keys():
+        raise ValueError(f"the weights differ in names: {sorted(set(start) ^ set(trained))[:5]}")
+    return {k: ((1 - weight) * start[k].float() + weight * trained[k].float()).to(trained[k].dtype)
+            for k in trained}
 
 
 def widen_factor(small: dict, large: dict) -> int:

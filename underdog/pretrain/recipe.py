@@ -88,11 +88,16 @@ class PretrainRecipe(Strict):
     choice_per_world: int = Field(24, gt=0)
     choice_kinds: dict[str, float] = {}  # relative weights of the kinds of fact drawn, e.g. {comparison: 4}
     choice_splits: dict[str, float] = {}  # and of the splits, e.g. {reversal: 2}
+    # WiSE-FT: the final weights are (1 - w) x the starting ones (init_from grown to this shape, before the
+    # noise) + w x the trained ones (pretrain.grow.interpolate_state_dicts); null: the trained ones
+    interpolate_init: float | None = Field(None, gt=0, lt=1)
 
     @model_validator(mode="after")
-    def _separate_needs_init(self) -> PretrainRecipe:
+    def _init_options_need_init(self) -> PretrainRecipe:
         if self.separate_tokens and not self.init_from:
             raise ValueError("separate_tokens re-draws a trained model's embeddings: it needs init_from")
+        if self.interpolate_init and not self.init_from:
+            raise ValueError("interpolate_init interpolates with the starting weights: it needs init_from")
         return self
 
     @model_validator(mode="after")
@@ -177,47 +182,58 @@ def token_groups(tokenizer, groups: list[list[str]]) -> list[list[int]]:
     return out
 
 
-def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) -> None:
-    """Load ``init_from`` into ``model``; a narrower source model is widened first, and ``separate_tokens``
-    are re-drawn apart (``pretrain.grow``)."""
+def _grown_init(recipe: PretrainRecipe, config: dict) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``init_from``'s weights grown to ``config``'s shape computing the same function (``pretrain.grow``), and
+    what was grown; a tied source gets an output layer of its own for an untied recipe."""
     from safetensors.torch import load_file
 
-    from underdog.pretrain.grow import (
-        deepen_state_dict,
-        perturb,
-        separate_embeddings,
-        widen_factor,
-        widen_state_dict,
-    )
+    from underdog.pretrain.grow import deepen_state_dict, widen_factor, widen_state_dict
 
     source = resolve_model_path(recipe.init_from)  # a folder, or a built-in model's name
     state = load_file(source / "model.safetensors")
-    source_config, config = json.loads((source / "config.json").read_text()), model.config.to_dict()
-    factor = widen_factor(source_config, config)
+    source_config = json.loads((source / "config.json").read_text())
+    grown, factor = [], widen_factor(source_config, config)
     if factor > 1:
         state = widen_state_dict(state, factor)
-    deeper = config["num_hidden_layers"] != source_config["num_hidden_layers"]
-    if deeper:
+        grown.append(f"{factor}x wider")
+    if config["num_hidden_layers"] != source_config["num_hidden_layers"]:
         state = deepen_state_dict(state, config["num_hidden_layers"])
-    untied_source = "lm_head.weight" in state
-    if untied_source and recipe.model.tied:
+        grown.append(f"{source_config['num_hidden_layers']} -> {config['num_hidden_layers']} layers")
+    if "lm_head.weight" in state and recipe.model.tied:
         raise ValueError(f"init_from {recipe.init_from} has untied embeddings: set model.tied: false")
-    if not recipe.model.tied and not untied_source:
+    if not recipe.model.tied and "lm_head.weight" not in state:
         state["lm_head.weight"] = state["model.embed_tokens.weight"].clone()
+    return state, grown
+
+
+def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) -> None:
+    """Load ``init_from`` into ``model``; a narrower or shallower source model is grown first, and
+    ``separate_tokens`` are re-drawn apart (``pretrain.grow``)."""
+    from underdog.pretrain.grow import perturb, separate_embeddings
+
+    state, grown = _grown_init(recipe, model.config.to_dict())
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:  # a tied model's output is its input
         raise ValueError(f"init_from {recipe.init_from}: weights do not match the recipe's model shape")
-    if factor > 1 or deeper:
+    if grown:
         perturb(model, seed=recipe.seed)
-        grown = [f"{factor}x wider"] if factor > 1 else []
-        if deeper:
-            grown.append(f"{source_config['num_hidden_layers']} -> {config['num_hidden_layers']} layers")
         log(f"grown {' and '.join(grown)} from {recipe.init_from} (same function, then a little noise)")
     else:
         log(f"continuing from {recipe.init_from}")
     if separate:
         separate_embeddings(model, separate, scale=recipe.separate_scale, seed=recipe.seed)
         log(f"re-drew the embeddings of {recipe.separate_tokens} apart")
+
+
+def _interpolate_with_init(model, recipe: PretrainRecipe, log) -> None:
+    """WiSE-FT: ``model``'s weights become ``interpolate_init`` of the way from the starting ones to its own."""
+    from underdog.pretrain.grow import interpolate_state_dicts
+
+    start, _ = _grown_init(recipe, model.config.to_dict())
+    trained = {k: v for k, v in model.state_dict().items() if k in start}
+    start = {k: start[k] for k in trained}  # saved buffers a model does not keep (rotary frequencies) left out
+    model.load_state_dict(interpolate_state_dicts(start, trained, recipe.interpolate_init), strict=False)
+    log(f"final weights: {1 - recipe.interpolate_init:g} x {recipe.init_from} + {recipe.interpolate_init:g} x trained")
 
 
 def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pretrain") -> dict:
@@ -321,6 +337,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     result = train(model, tokenizer, _examples(texts, recipe.context_loss), config, callback=on_step, resume=True,
                    aux_loss=aux_loss)
     model = result.model
+    if recipe.interpolate_init:
+        _interpolate_with_init(model, recipe, log)
     final_dir = run.dir / "final"
     save_trained(model, final_dir, tokenizer=tokenizer)
 
@@ -436,7 +454,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
   context {m.context}, {"tied" if m.tied else "untied"} embeddings; {s['parameters']:,} parameters; byte-level BPE vocabulary {s['vocab']}{_options_note(s.get("tokenizer_options", []))}
 - Training: {total:,} tokens in {len(stages)} stage(s), each continuing the previous one's weights
   (`init_from`); last stage AdamW lr {recipe.lr} cosine, seed {recipe.seed}, {recipe.batch_size}x{recipe.seq_len}
-  packed tokens a step; final loss {s['final_loss']:.3f}
+  packed tokens a step; final loss {s['final_loss']:.3f}{_interpolate_note(recipe)}
 - Device: {s['env']['device']}; last stage {s['train_seconds'] / 60:.1f} min at {s['tokens_per_s']:.0f} tokens/s
 - Last stage's mix: {recipe.mix}{f'; world sizes {recipe.world}' if recipe.world else ''}{f'; swap_xor drill {recipe.drill}' if recipe.drill else ''}{_choice_note(recipe)}{'' if recipe.context_loss else '; no loss on contexts (context_loss: false)'}
 - Frequent tokens whose embeddings nearly coincide (cosine >= 0.98; the model cannot tell them apart):
@@ -466,6 +484,11 @@ def _choice_note(recipe: PretrainRecipe) -> str:
     return (f"; plus {recipe.choice_loss} x a multiple-choice ranking loss (`pretrain.choice`) on "
             f"{recipe.choice_per_step} questions a step, kind weights {recipe.choice_kinds or 'uniform'}, split "
             f"weights {recipe.choice_splits or 'uniform'}")
+
+
+def _interpolate_note(recipe: PretrainRecipe) -> str:
+    w = recipe.interpolate_init
+    return f"; final weights {1 - w:g} x the starting ones + {w:g} x the trained ones (WiSE-FT)" if w else ""
 
 
 def _options_note(options: list[str]) -> str:
