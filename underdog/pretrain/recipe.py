@@ -206,9 +206,9 @@ def _grown_init(recipe: PretrainRecipe, config: dict) -> tuple[dict[str, torch.T
     return state, grown
 
 
-def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) -> None:
-    """Load ``init_from`` into ``model``; a narrower or shallower source model is grown first, and
-    ``separate_tokens`` are re-drawn apart (``pretrain.grow``)."""
+def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) -> dict[str, torch.Tensor]:
+    """Load ``init_from`` into ``model`` and return its weights as loaded (before the noise): a narrower or
+    shallower source model is grown first, and ``separate_tokens`` are re-drawn apart (``pretrain.grow``)."""
     from underdog.pretrain.grow import perturb, separate_embeddings
 
     state, grown = _grown_init(recipe, model.config.to_dict())
@@ -223,17 +223,16 @@ def _load_init(model, recipe: PretrainRecipe, log, separate: list[list[int]]) ->
     if separate:
         separate_embeddings(model, separate, scale=recipe.separate_scale, seed=recipe.seed)
         log(f"re-drew the embeddings of {recipe.separate_tokens} apart")
+    return state
 
 
-def _interpolate_with_init(model, recipe: PretrainRecipe, log) -> None:
-    """WiSE-FT: ``model``'s weights become ``interpolate_init`` of the way from the starting ones to its own."""
+def _interpolate_with_init(model, start: dict[str, torch.Tensor], weight: float, log) -> None:
+    """WiSE-FT: ``model``'s weights become ``weight`` of the way from ``start`` to its own."""
     from underdog.pretrain.grow import interpolate_state_dicts
 
-    start, _ = _grown_init(recipe, model.config.to_dict())
     trained = {k: v for k, v in model.state_dict().items() if k in start}
-    start = {k: start[k] for k in trained}  # saved buffers a model does not keep (rotary frequencies) left out
-    model.load_state_dict(interpolate_state_dicts(start, trained, recipe.interpolate_init), strict=False)
-    log(f"final weights: {1 - recipe.interpolate_init:g} x {recipe.init_from} + {recipe.interpolate_init:g} x trained")
+    model.load_state_dict(interpolate_state_dicts(start, trained, weight), strict=False)
+    log(f"final weights: {1 - weight:g} x the starting ones + {weight:g} x the trained ones (WiSE-FT)")
 
 
 def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pretrain") -> dict:
@@ -282,8 +281,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     log(f"kept {len(texts)} texts of < {recipe.seq_len} tokens")
     model = build_model(recipe, tokenizer)
     earlier = earlier_record(recipe.init_from)
-    if recipe.init_from:
-        _load_init(model, recipe, log, separate)
+    start = _load_init(model, recipe, log, separate) if recipe.init_from else {}
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: Llama {recipe.model.hidden}x{recipe.model.layers}, {n_params:,} parameters, vocab {len(tokenizer)}")
 
@@ -338,7 +336,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
                    aux_loss=aux_loss)
     model = result.model
     if recipe.interpolate_init:
-        _interpolate_with_init(model, recipe, log)
+        _interpolate_with_init(model, start, recipe.interpolate_init, log)
     final_dir = run.dir / "final"
     save_trained(model, final_dir, tokenizer=tokenizer)
 
