@@ -33,6 +33,9 @@ from underdog.world.render import PHRASINGS, cloze
 
 SPLITS: tuple[str, ...] = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
 Item = tuple[str, Fact, int, list[Fact]]  # (split, statement, phrasing, support facts)
+Ancestry = dict[str, list[tuple[str, list[Fact]]]]  # category -> [(ancestor, "kind of" chain reaching it)]
+Inherited = dict[str, list[tuple[Fact, list[Fact]]]]  # category -> [(inherited property statement, support)]
+Pair = tuple[tuple[Fact, Fact], list[Fact]]  # (a two-hop statement both ways round, its two support facts)
 _ENGLISH = frozenset(p for p, _ in ENGLISH_PROPERTIES)
 _VERB_COUNT = Counter(p.split(" ")[0] for p in _ENGLISH)
 
@@ -57,7 +60,9 @@ def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, 
     pools = _pools(kn, documents)
     frames = {p: property_frame(p) for p in pools["property"]}  # once a world, not once a question
     by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    items = _items(kn, phrasing, rng, max_inherited, max_holdout)
+    ancestry = _ancestry(kn)
+    inherited, pairs = _inherited(kn, ancestry), _two_hop_pairs(kn)  # both passes draw from these
+    items = _items(kn, phrasing, rng, inherited, pairs, max_inherited, max_holdout)
     for split, target, ph, support in items:
         q = _question(kn, split, target, ph, support, full, pools, frames, rng, n_choices)
         if q is not None:
@@ -66,7 +71,7 @@ def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, 
         rng.shuffle(by_split[split])
     top_up = random.Random(rng.random())
     asked = {(split, t.key) for split, t, _, _ in items}
-    extra = [item for item in _top_up_items(kn) if (item[0], item[1].key) not in asked]
+    extra = [item for item in _top_up_items(kn, ancestry, inherited, pairs) if (item[0], item[1].key) not in asked]
     top_up.shuffle(extra)
     for split, target, ph, support in extra:
         if len(by_split[split]) < min_per_split:
@@ -81,8 +86,8 @@ def make_questions(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, 
     return out
 
 
-def _items(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, max_inherited: int,
-           max_holdout: int) -> list[Item]:
+def _items(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, inherited: Inherited, pairs: list[Pair],
+           max_inherited: int, max_holdout: int) -> list[Item]:
     """The first pass: every training fact forward, rephrased and reversed; every syllogism; a sample of the
     inherited properties of each category; one direction of each two-hop pair."""
     items: list[Item] = []
@@ -94,48 +99,49 @@ def _items(kn: Knowledge, phrasing: dict[str, int], rng: random.Random, max_inhe
             items.append(("reversal", f.reversed(), 0, [f]))
     for _, _, premises, conclusions in kn.groups:
         items += [("syllogism", c, 0, list(premises)) for c in conclusions]
-    for c, inherited in _inherited(kn):  # syllogism (categories with own facts) or holdout
+    for c, props in inherited.items():  # syllogism (categories with own facts) or holdout
         limit = max_holdout if c in kn.holdout else max_inherited
         split = "holdout" if c in kn.holdout else "syllogism"
-        items += [(split, t, 0, support) for t, support in rng.sample(inherited, min(limit, len(inherited)))]
-    for pair, support in _two_hop_pairs(kn):
+        items += [(split, t, 0, support) for t, support in rng.sample(props, min(limit, len(props)))]
+    for pair, support in pairs:
         items.append(("two_hop", pair[0] if rng.random() < 0.5 else pair[1], 0, support))
     return items
 
 
-def _top_up_items(kn: Knowledge) -> list[Item]:
+def _top_up_items(kn: Knowledge, ancestry: Ancestry, inherited: Inherited, pairs: list[Pair]) -> list[Item]:
     """Holdout and two-hop items beyond the first pass (which ones were asked is the caller's to exclude)."""
     items: list[Item] = []
-    for c, inherited in _inherited(kn):
-        if c in kn.holdout:
-            items += [("holdout", t, 0, support) for t, support in inherited]
-            items += [("holdout", derived("isa", c, anc), 0, chain) for anc, chain in _ancestry(kn, c)[1:]]
-    items += [("two_hop", t, 0, support) for pair, support in _two_hop_pairs(kn) for t in pair]
+    for c in kn.holdout:
+        items += [("holdout", t, 0, support) for t, support in inherited[c]]
+        items += [("holdout", derived("isa", c, anc), 0, chain) for anc, chain in ancestry[c][1:]]
+    items += [("two_hop", t, 0, support) for pair, support in pairs for t in pair]
     return items
 
 
-def _ancestry(kn: Knowledge, c: str) -> list[tuple[str, list[Fact]]]:
-    """Each ancestor of category ``c``, nearest first, with the chain of "kind of" facts that reaches it."""
+def _ancestry(kn: Knowledge) -> Ancestry:
+    """Each category's ancestors, nearest first, with the chain of "kind of" facts that reaches each."""
     isa = {f.a: f for f in kn.facts if f.rel == "isa"}
-    out: list[tuple[str, list[Fact]]] = []
-    for anc in kn.ancestors(c):
-        chain = out[-1][1] if out else []
-        out.append((anc, chain + [isa[chain[-1].b if chain else c]]))
+    out: Ancestry = {}
+    for c in kn.categories:
+        out[c] = []
+        for anc in kn.ancestors(c):
+            chain = out[c][-1][1] if out[c] else []
+            out[c].append((anc, chain + [isa[chain[-1].b if chain else c]]))
     return out
 
 
-def _inherited(kn: Knowledge) -> list[tuple[str, list[tuple[Fact, list[Fact]]]]]:
-    """For each category, its inherited properties as (statement, support: the "kind of" chain and the
-    ancestor's property fact)."""
+def _inherited(kn: Knowledge, ancestry: Ancestry) -> Inherited:
+    """Each category's inherited properties as (statement, support: the "kind of" chain and the ancestor's
+    property fact), in category order."""
     has = {(f.a, f.b): f for f in kn.facts if f.rel == "has"}
-    return [(c, [(derived("has", c, p), chain + [has[(anc, p)]])
-                 for anc, chain in _ancestry(kn, c) for p in kn.props.get(anc, [])]) for c in kn.categories]
+    return {c: [(derived("has", c, p), chain + [has[(anc, p)]]) for anc, chain in chains
+                for p in kn.props.get(anc, [])] for c, chains in ancestry.items()}
 
 
-def _two_hop_pairs(kn: Knowledge) -> list[tuple[tuple[Fact, Fact], list[Fact]]]:
+def _two_hop_pairs(kn: Knowledge) -> list[Pair]:
     """Every two-hop inference in both directions, with its two support facts: a comparison across two links
     ("more" of the top, "less" of the bottom), grandparent / grandchild, and a sibling pair either way round."""
-    pairs: list[tuple[tuple[Fact, Fact], list[Fact]]] = []
+    pairs: list[Pair] = []
     link = {(frozenset((f.a, f.b)), f.attr): f for f in kn.facts if f.kind == "comparison"}
     for adj, ents in kn.chains:
         for hi, mid, lo in zip(ents, ents[1:], ents[2:]):
