@@ -111,25 +111,112 @@ def cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_study(args: argparse.Namespace, recipe_class, runner, given: dict) -> int:
-    """Validate ``--recipe`` + the given flags + ``--set`` overrides into ``recipe_class``, run it, print the
-    report. Flags left unset (None) keep the recipe's values."""
-    from underdog.config import load_config
+def _kinds(annotation) -> list:
+    """The types a field admits: the members of a union (None left out), or the annotation itself."""
+    import types
+    import typing
 
-    overrides = [f"{k}={v}" for k, v in given.items() if v is not None] + list(args.set)
-    recipe = load_config(recipe_class, args.recipe, overrides)
-    results = runner(recipe)
-    print(Path(recipe.out, "report.md").read_text())
-    return 0 if results else 1
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
 
 
-def cmd_generalization(args: argparse.Namespace) -> int:
-    from underdog.methods.generalization import GeneralizationRecipe, run_generalization
+def study_flags(parser: argparse.ArgumentParser, recipe_class) -> None:
+    """One ``--field`` flag per top-level field of a study's recipe (nested sections: ``section.key=value``).
+    A flag is shorthand for the override ``field=value``: both go through the same parser and validation."""
+    import typing
 
-    methods = f"[{args.methods}]" if args.methods else None  # a YAML list: "none,icl" -> ["none", "icl"]
-    return _run_study(args, GeneralizationRecipe, run_generalization, {
-        "model": args.model, "seed": args.seed, "world": args.world, "out": args.out, "methods": methods,
-        "max_per_split": args.max_per_split, "icl_budget": args.icl_budget, "icl_context": args.icl_context})
+    for name, info in recipe_class.model_fields.items():
+        kinds = _kinds(info.annotation)
+        if any(hasattr(k, "model_fields") for k in kinds) or any(typing.get_origin(k) is dict for k in kinds):
+            continue  # a section or a mapping: key=value overrides only
+        flag = "--" + name.replace("_", "-")
+        default = info.default if info.default is not None else "none"
+        if kinds == [bool]:
+            parser.add_argument(flag, dest=f"field:{name}", action=argparse.BooleanOptionalAction, default=None,
+                                help=f"(default {default})")
+        else:
+            is_list = any(typing.get_origin(k) is list for k in kinds)
+            parser.add_argument(flag, dest=f"field:{name}", metavar="A,B" if is_list else "VALUE",
+                                help=f"(default {default})" + (" comma-separated" if is_list else ""))
+
+
+def flag_overrides(args: argparse.Namespace, recipe_class) -> list[str]:
+    """The ``--field`` flags given on the command line as ``field=value`` overrides."""
+    import typing
+
+    out = []
+    for key, value in vars(args).items():
+        if not key.startswith("field:") or value is None:
+            continue
+        name = key.split(":", 1)[1]
+        is_list = any(typing.get_origin(k) is list for k in _kinds(recipe_class.model_fields[name].annotation))
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif is_list and not value.startswith("["):
+            value = "[" + value + "]"  # "none,icl" -> the YAML list [none, icl]
+        out.append(f"{name}={value}")
+    return out
+
+
+def run_study(name: str, data: dict, overrides: list[str]) -> dict:
+    """Validate a study's recipe (YAML mapping + overrides), check its output folder, run it."""
+    from underdog.config import build_config
+    from underdog.methods import get_study
+    from underdog.runs import check_output_dir
+
+    study = get_study(name)
+    recipe = build_config(study.Recipe, data, overrides)
+    if getattr(recipe, "out", None):
+        check_output_dir(recipe.out)
+    return study.run(recipe, log=print)
+
+
+def print_outcome(results: dict, out: str | None) -> None:
+    """A study's last lines: its verdict, and the path of its report (last, so it does not scroll away)."""
+    from underdog.report.verdict import verdict_line
+
+    line = verdict_line(results.get("verdict"))
+    if line:
+        print(line)
+    if out:
+        print(f"report: {Path(out, 'report.md')}  results: {Path(out, 'results.json')}")
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from underdog.config import read_yaml
+    from underdog.methods import get_study
+
+    recipe_class = get_study(args.command).Recipe
+    data = read_yaml(args.recipe) if args.recipe else {}
+    method = data.pop("method", args.command)
+    if method != args.command:
+        raise UnderdogError(f"{args.recipe}: recipe is for method {method!r}, not {args.command!r} "
+                            f"(run it with `underdog run {args.recipe}`)")
+    results = run_study(args.command, data, flag_overrides(args, recipe_class) + list(args.overrides))
+    print_outcome(results, results.get("config", {}).get("out"))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from underdog.config import read_yaml
+    from underdog.methods import STUDIES
+
+    data = read_yaml(args.recipe)
+    method = data.pop("method", None)
+    if method is None:
+        raise UnderdogError(f"{args.recipe}: no `method:` key; known methods: {', '.join(STUDIES)}")
+    results = run_study(str(method), data, list(args.overrides))
+    print_outcome(results, results.get("config", {}).get("out"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from underdog.report.verdict import rebuild_reports
+
+    for path in rebuild_reports(args.dirs):
+        print(f"report: {path}")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -144,22 +231,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
-    from underdog.methods.explain import ExplainRecipe, run_explain
-
-    return _run_study(args, ExplainRecipe, run_explain, {
-        "teacher": args.teacher, "student": args.student, "tasks": args.tasks, "seed": args.seed, "out": args.out,
-        "strategies_dir": args.strategies_dir, "select_by": args.select_by})
-
-
-def cmd_aspire(args: argparse.Namespace) -> int:
-    from underdog.methods.aspire import AspireRecipe, run_aspire
-
-    return _run_study(args, AspireRecipe, run_aspire, {
-        "model": args.model, "task": args.task, "seed": args.seed, "train": args.train, "dev": args.dev,
-        "test": args.test, "out": args.out, "compare_model": args.compare_model})
-
-
 def cmd_data_convert(args: argparse.Namespace) -> int:
     from underdog.tasks.qa import convert
 
@@ -170,13 +241,32 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from underdog.demo import run_demo
+    from underdog.runs import check_output_dir
 
-    run_demo(args.out, model=args.model, seed=args.seed, quick=args.quick)
-    print(Path(args.out, "report.md").read_text())
+    check_output_dir(args.out)
+    run_demo(args.out, model=args.model, seed=args.seed, quick=args.quick, studies=args.studies)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def study_subcommand(argv: list[str]) -> int | None:
+    """``underdog <study> <action> ...`` for a study's own ``COMMANDS`` (e.g. ``underdog scale fit``); None when
+    argv is not such a call."""
+    from underdog.methods import STUDIES
+
+    if len(argv) < 2 or argv[0] not in STUDIES or argv[1].startswith("-") or "=" in argv[1]:
+        return None
+    commands = getattr(STUDIES[argv[0]].load(), "COMMANDS", {})
+    if argv[1] not in commands:
+        return None
+    try:
+        return commands[argv[1]](argv[2:])
+    except UnderdogError as e:
+        print(f"underdog {argv[0]} {argv[1]}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``command`` (the first argument) decides which study's flags are built (importing it)."""
     parser = argparse.ArgumentParser(prog="underdog", description="Make small language models rival big ones.")
     parser.add_argument("--version", action="version", version=f"underdog {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -196,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="builtin")
     p.add_argument("--seed", type=int, default=2026, help="seed of the fresh evaluation world")
     p.add_argument("--quick", action="store_true", help="fewer questions (for a smoke test)")
+    p.add_argument("--studies", help="comma-separated subset of the studies (default: every study in the demo)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("pretrain", help="pretrain the built-in base model from scratch (resumable)")
-    p.add_argument("recipe", nargs="?", help="recipe YAML (default: recipes/pretrain.yaml)")
+    p.add_argument("recipe", nargs="?", help="recipe YAML (default: recipes/lineage/pretrain.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tokens=1000000 model.hidden=128")
     p.set_defaults(func=cmd_pretrain)
 
@@ -222,40 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_world)
 
-    p = sub.add_parser("generalization", help="ICL vs fine-tuning vs augmented fine-tuning, by split")
-    p.add_argument("--recipe", help="recipe YAML (optional)")
-    p.add_argument("--model", help="model directory or builtin / builtin-large")
-    p.add_argument("--seed", type=int, help="world seed (evaluation pool)")
-    p.add_argument("--world", help="folder with documents.jsonl and questions.jsonl (your own knowledge)")
-    p.add_argument("--methods", help="comma-separated, e.g. none,icl")
-    p.add_argument("--max-per-split", type=int, dest="max_per_split")
-    p.add_argument("--icl-budget", type=int, dest="icl_budget")
-    p.add_argument("--icl-context", choices=["retrieved", "documents", "support"], dest="icl_context",
-                   help="what icl puts in context: the question's retrieved sentences (default), whole documents, "
-                        "or (a diagnostic) only the sentences stating its support facts")
-    p.add_argument("--out", help="run directory")
-    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides")
-    p.set_defaults(func=cmd_generalization)
-
     p = sub.add_parser("compare", help="paired accuracy difference of two models' generalization runs, by split")
     p.add_argument("--a", nargs="+", required=True, help="run folders of model A, one per world")
     p.add_argument("--b", nargs="+", required=True, help="run folders of model B, the same worlds in the same order")
     p.add_argument("--method", default="icl", help="which method's answers to compare (default icl)")
     p.add_argument("--out", help="also write the comparison as JSON here")
     p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser("aspire", help="ASPIRE selective prediction: learned self-evaluation vs baselines")
-    p.add_argument("--recipe", help="recipe YAML (optional; e.g. recipes/aspire.yaml)")
-    p.add_argument("--model", help="model directory or builtin")
-    p.add_argument("--task", choices=["world-qa"], help="built-in task (instead of --train/--test files)")
-    p.add_argument("--seed", type=int, help="world seed for --task world-qa, and the run's seed")
-    p.add_argument("--train", help='QA JSONL: {"id", "question", "answers": [...], "context"?}')
-    p.add_argument("--dev", help="QA JSONL for tuning alpha (optional)")
-    p.add_argument("--test", help="QA JSONL to evaluate on")
-    p.add_argument("--compare-model", dest="compare_model", help="second model, baselines only ('' for none)")
-    p.add_argument("--out", help="run directory")
-    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides, e.g. selfeval.epochs=6")
-    p.set_defaults(func=cmd_aspire)
 
     p = sub.add_parser("data", help="data tools: convert SQuAD / TriviaQA / CoQA files to QA JSONL")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -265,22 +328,39 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("output", help="the QA JSONL file to write")
     c.set_defaults(func=cmd_data_convert)
 
-    p = sub.add_parser("explain", help="Orca 2 explanation tuning: teacher -> student, cautious reasoning")
-    p.add_argument("--recipe", help="recipe YAML (optional; e.g. recipes/explain.yaml)")
-    p.add_argument("--teacher", help="world | api | builtin | a local HF model directory")
-    p.add_argument("--student", help="model directory or builtin")
-    p.add_argument("--tasks", help="builtin, or a JSONL file of {id, prompt, answer, category?, split?}")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="run directory")
-    p.add_argument("--strategies-dir", dest="strategies_dir", help="folder of your own <name>.txt strategies")
-    p.add_argument("--select-by", dest="select_by", choices=["student", "teacher", "fixed"])
-    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides, e.g. api.model=gpt-4o")
-    p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("run", help="run a study from its recipe: the YAML's `method:` key names it")
+    p.add_argument("recipe", help="recipe YAML, e.g. recipes/aspire.yaml")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. seed=3 selfeval.epochs=6")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="rebuild report.md and plots of runs from their results.json; the verdict page")
+    p.add_argument("dirs", nargs="+", help="run folders (a demo folder, a study run, or a folder of runs)")
+    p.set_defaults(func=cmd_report)
+
+    from underdog.methods import STUDIES
+
+    for study in STUDIES.values():
+        p = sub.add_parser(study.name, help=study.help, description=study.help + ". Every recipe field is a flag "
+                           "(--field VALUE) or an override (field=VALUE, section.key=VALUE); --recipe loads a YAML.")
+        if study.name == command:  # the study's own flags (importing it) only when it is the command
+            p.add_argument("--recipe", help="recipe YAML (optional; e.g. recipes/<study>.yaml)")
+            study_flags(p, study.load().Recipe)
+            p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. train.lr=1e-3")
+        p.set_defaults(func=cmd_study)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command = next((a for a in argv if not a.startswith("-")), None)
+        study_command = study_subcommand(argv)
+        if study_command is not None:
+            return study_command
+        parser = build_parser(command)
+    except UnderdogError as e:
+        print(f"underdog: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

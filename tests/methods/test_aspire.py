@@ -198,7 +198,7 @@ def test_cli_rejects_bad_invocations_before_writing(tmp_path, capsys):
     assert main(["aspire", "--train", str(tmp_path / "t.jsonl"), "--test", str(tmp_path / "t.jsonl"),
                  "--out", str(tmp_path / "r")]) == 2
     assert "t.jsonl:1: missing field 'answers'" in capsys.readouterr().err
-    assert main(["aspire", "--task", "world-qa", "--set", "selfeval.soft_tokens=0"]) == 2
+    assert main(["aspire", "--task", "world-qa", "selfeval.soft_tokens=0"]) == 2
     assert not (tmp_path / "r").exists()
 
 

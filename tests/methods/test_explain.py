@@ -143,4 +143,4 @@ def test_config_errors_are_one_line():
         build_config(ExplainRecipe, {"variants": ["nope"]})
     from underdog.cli import main
 
-    assert main(["explain", "--set", "select_by=sometimes"]) == 2
+    assert main(["explain", "select_by=sometimes"]) == 2

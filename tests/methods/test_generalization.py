@@ -194,11 +194,13 @@ def test_augmented_arms_train_on_the_budgeted_multiple_of_ft_tokens(tiny_lm, sma
 
 def test_accuracy_by_kind_splits_each_score_by_the_kind_of_fact_and_adds_back_up():
     from underdog.methods.generalization import accuracy_by_kind
+    from underdog.report.generalization import kind_table
 
     questions = [{"id": f"q{i}", "split": "forward" if i < 6 else "reversal",
                   "kind": "comparison" if i % 2 else "family"} for i in range(9)]
     answers = [{"id": q["id"], "split": q["split"], "correct": i in (0, 1, 2, 6)} for i, q in enumerate(questions)]
-    metrics, table = accuracy_by_kind({"icl": {"answers": answers}}, questions)
+    metrics = accuracy_by_kind({"icl": {"answers": answers}}, questions)
+    table = kind_table(metrics)
     assert metrics["forward:family/icl"]["value"] == 2 / 3 and metrics["forward:family/icl"]["n"] == 3
     assert metrics["forward:comparison/icl"]["value"] == 1 / 3
     assert metrics["reversal:family/icl"]["value"] == 0.5 and metrics["reversal:comparison/icl"]["value"] == 0.0

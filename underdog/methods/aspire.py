@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from underdog.config import Strict, TrainSettings
+from underdog.config import Strict, TrainConfig
 from underdog.eval.metrics import normalize_answer, rouge_l
 from underdog.methods.selfeval import SoftJudge, Tuned, decode, judge_tokens, prefill, suffix_logits, two_way
-from underdog.runs import Run, atomic_write_text, hash_inputs
+from underdog.runs import Run, hash_inputs
 from underdog.tasks.qa import qa_completion, qa_prompt, read_qa, world_qa
 
 BASELINES = ("perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval")
@@ -78,8 +78,8 @@ class AspireRecipe(Strict):
     stop_at_period: bool = True  # an answer ends with its first "."-final token (else: at the newline)
     gamma: float = Field(0.7, gt=0, le=1)  # Rouge-L threshold of a correct answer (evaluation)
     gamma_hat: float = Field(0.9, gt=0, le=1)  # stricter threshold for self-evaluation training labels
-    tune: TrainSettings = TrainSettings(adapter="prompt", lr=0.03, epochs=2, batch_size=8, max_length=1024,
-                                        num_virtual_tokens=8, warmup_ratio=0.05)
+    tune: TrainConfig = TrainConfig(adapter="prompt", lr=0.03, epochs=2, batch_size=8, max_length=1024,
+                                    num_virtual_tokens=8, warmup_ratio=0.05)
     samples: SampleSettings = SampleSettings()
     selfeval: SelfEvalSettings = SelfEvalSettings()
     alpha: float | None = Field(None, ge=0, le=1)  # None: tuned on dev (0.25 without a dev split)
@@ -111,15 +111,12 @@ def is_correct(text: str, answers: list[str], gamma: float) -> tuple[float, bool
 def run_tune(lm, items: list[dict], recipe: AspireRecipe, tmp: Path) -> dict:
     from safetensors.torch import save_file
 
-    from underdog.train import TrainConfig, save_trained, train
+    from underdog.train import save_trained, train
 
     s = recipe.tune
-    options = {"num_virtual_tokens": s.num_virtual_tokens, "init_text": "Question: Answer:"} \
-        if s.adapter == "prompt" else {"r": s.lora_r, "alpha": s.lora_alpha}
-    config = TrainConfig(lr=s.lr, epochs=s.epochs, max_steps=s.max_steps, batch_size=s.batch_size,
-                         grad_accum=s.grad_accum, max_length=s.max_length, warmup_ratio=s.warmup_ratio,
-                         weight_decay=s.weight_decay, adapter=s.adapter, adapter_options=options, seed=recipe.seed,
-                         log_every=5)
+    init = {"init_text": "Question: Answer:"} if s.adapter == "prompt" else {}
+    config = s.model_copy(update={"seed": recipe.seed, "log_every": 5,
+                                  "adapter_options": {**init, **s.adapter_options}})
     examples = [{"prompt": qa_prompt(q), "completion": qa_completion(q["answers"][0])} for q in items]
     result = train(lm.model, lm.tokenizer, examples, config)
     model = result.model
@@ -289,7 +286,7 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
     run = Run(recipe.out, recipe.model_dump(), log=log)
     base_key = {"model": recipe.model, "info": lm.info, "weights": weights_stamp(lm.path), "seed": recipe.seed,
                 "max_new_tokens": recipe.max_new_tokens, "stop_at_period": recipe.stop_at_period}
-    tune_key = {**base_key, "tune": recipe.tune.model_dump(), "train": hash_inputs(data["train"])}
+    tune_key = {**base_key, "tune": recipe.tune.stage_key(), "train": hash_inputs(data["train"])}
     run.stage("tune", tune_key, lambda tmp: run_tune(lm, data["train"], recipe, tmp))
     tuned = load_tuned(lm, run.stage_dir("tune"))
     sample_key = {"tune": hash_inputs(tune_key), "samples": recipe.samples.model_dump(), "gamma_hat": recipe.gamma_hat}
@@ -341,7 +338,7 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
 
 
 # ---- evaluate ------------------------------------------------------------------------------------------------
-COLUMNS = ("accuracy", "auroc", "auacc", "acc@50", "acc@80", "acc@90", "prr")
+
 
 
 def _half_width(entry: dict) -> float:
@@ -349,10 +346,17 @@ def _half_width(entry: dict) -> float:
     return (hi - lo) / 2
 
 
+def _auacc_rows(rows) -> float:
+    from underdog.eval.selective import auacc
+
+    return auacc(rows[:, 0], rows[:, 1])
+
+
 def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: list[dict] | None, alpha: float,
                   judge_info: dict, lm) -> dict:
-    from underdog.eval.selective import plot_accuracy_coverage, selective_metrics
-    from underdog.report import fmt
+    from underdog.eval.selective import selective_metrics
+    from underdog.eval.verdict import verdict
+    from underdog.report import write_report
     from underdog.tasks.io import write_jsonl
 
     correct = [r["correct"] for r in rows]
@@ -362,8 +366,11 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
     for name, s in scores.items():
         for m, entry in selective_metrics(s, correct, n_boot=recipe.n_boot, seed=recipe.seed).items():
             metrics[f"{name}/{m}"] = entry
-        curves[f"{recipe.model}: {name}"] = (s, correct)
-    best_compare = None
+    best_main = max(BASELINES, key=lambda b: metrics[f"{b}/auacc"]["value"])
+    for name in ("aspire", best_main):
+        curves[f"{recipe.model}: {name}" + (" (best baseline)" if name != "aspire" else "")] = \
+            {"scores": [float(x) for x in scores[name]], "correct": [int(c) for c in correct]}
+    best_compare, large = None, None
     if compare:
         c_correct = [r["correct"] for r in compare]
         for b in BASELINES:
@@ -371,10 +378,10 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
                                               seed=recipe.seed).items():
                 metrics[f"{recipe.compare_model}:{b}/{m}"] = entry
         best_compare = max(BASELINES, key=lambda b: metrics[f"{recipe.compare_model}:{b}/auacc"]["value"])
-        curves[f"{recipe.compare_model}: {best_compare} (best baseline)"] = ([r[best_compare] for r in compare],
-                                                                            c_correct)
-    methods = list(scores) + ([f"{recipe.compare_model}:{b}" for b in BASELINES] if compare else [])
-    best_main = max(BASELINES, key=lambda b: metrics[f"{b}/auacc"]["value"])
+        large_scores = [float(r[best_compare]) for r in compare]
+        curves[f"{recipe.compare_model}: {best_compare} (best baseline)"] = {"scores": large_scores,
+                                                                             "correct": [int(c) for c in c_correct]}
+        large = (f"{recipe.compare_model} + {best_compare}", np.c_[large_scores, c_correct])
     margins = {m: {b: metrics[f"aspire/{m}"]["value"] - metrics[f"{b}/{m}"]["value"] for b in BASELINES}
                for m in ("auroc", "auacc")}
     summary = {
@@ -394,37 +401,26 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
     write_jsonl(run.dir / "answers.jsonl", rows)
     if compare:
         write_jsonl(run.dir / "answers_compare.jsonl", compare)
-    extra = {"summary": summary, "selfeval_training": judge_info, "model_info": lm.info, "n_test": len(rows)}
+    the_verdict = verdict(
+        "AUACC", (f"{recipe.model} + ASPIRE", np.c_[scores["aspire"], correct]),
+        (f"{recipe.model} + {best_main}", np.c_[scores[best_main], correct]), large, statistic=_auacc_rows,
+        n_boot=recipe.n_boot, seed=recipe.seed)
+    extra = {"summary": summary, "selfeval_training": judge_info, "model_info": lm.info, "n_test": len(rows),
+             "curves": curves, "stage_seconds": dict(run.timing), "verdict": the_verdict}
     results = run.write_results("aspire", recipe.model, recipe.task or str(recipe.test), metrics, per_split, extra)
-    plot_accuracy_coverage(curves, run.dir / "accuracy_coverage.png",
-                           title=f"Accuracy-coverage ({len(rows)} test questions)")
-    lines = ["| method | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for m in methods:
-        label = m if ":" in m else f"{recipe.model}: {m}"
-        lines.append(f"| {label} | " + " | ".join(fmt(metrics.get(f"{m}/{c}")) for c in COLUMNS) + " |")
-    gap = summary["auacc_gap_vs_compare"]
-    report = (f"# ASPIRE: selective prediction with learned self-evaluation\n\nModel `{recipe.model}` "
-              f"({lm.info['parameters']:,} parameters) with θp ({recipe.tune.adapter}) and θs "
-              f"({recipe.selfeval.soft_tokens} soft tokens); task {recipe.task or recipe.test}; {len(rows)} test "
-              f"questions; correct = Rouge-L >= {recipe.gamma}; α = {alpha}"
-              f"{' (tuned on dev)' if recipe.alpha is None else ''}. Values with 95% bootstrap CIs over questions."
-              f"\n\n{chr(10).join(lines)}\n\n"
-              + "ASPIRE minus each baseline of `" + recipe.model + "` (AUROC / AUACC): " + "; ".join(
-                  f"{b} {summary['aspire_minus_baseline']['auroc'][b]:+.3f} / "
-                  f"{summary['aspire_minus_baseline']['auacc'][b]:+.3f}" for b in BASELINES)
-              + f". Ahead of every baseline: AUROC {summary['aspire_beats_every_baseline']['auroc']}, AUACC "
-              f"{summary['aspire_beats_every_baseline']['auacc']}; by more than each one's CI half-width: AUROC "
-              f"{summary['aspire_ahead_beyond_ci']['auroc']}, AUACC {summary['aspire_ahead_beyond_ci']['auacc']}.\n"
-              + ("α = 0: ASPIRE's score is the perplexity score (the learned judge did not help on dev).\n"
-                 if alpha == 0 else "")
-              + (f"`{recipe.model}` + ASPIRE AUACC minus `{recipe.compare_model}`'s best baseline "
-                 f"({best_compare}) AUACC: {gap:+.3f}.\n" if gap is not None else "")
-              + ("\nAccuracy by world split: " + "; ".join(
-                  f"{s} " + ", ".join(f"{k} {v:.2f}" for k, v in d.items()) for s, d in per_split.items()) + ".\n"
-                 if per_split else "")
-              + f"\nθs training: {judge_info['examples']} examples ({judge_info['positives']} correct), loss "
-              f"{judge_info['first_loss']:.3f} -> {judge_info['last_loss']:.3f}. Stage seconds (this call): "
-              f"{run.timing or 'all cached'}.\n"
-              + "\n![accuracy-coverage](accuracy_coverage.png)\n")
-    atomic_write_text(run.dir / "report.md", report)
+    write_report(run.dir)
     return results
+
+
+NAME = "aspire"
+Recipe = AspireRecipe
+run = run_aspire
+DEMO_SECONDS = 150
+
+
+def demo_recipe(out: str, model: str, seed: int, quick: bool) -> AspireRecipe:
+    scale = 0.25 if quick else 1.0
+    return AspireRecipe.model_validate({
+        "model": model, "task": "world-qa", "seed": seed, "out": out,
+        "n_train": int(200 * scale), "n_dev": int(100 * scale), "n_test": int(300 * scale),
+        "compare_model": "builtin-large" if model == "builtin" else None})

@@ -30,11 +30,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from underdog.config import Strict, TrainSettings, check_known
+from underdog.config import Strict, TrainConfig, check_known
 from underdog.eval.metrics import mean_with_ci
 from underdog.lm.load import weights_stamp
 from underdog.methods.teachers import Job, Strategy, Teacher, TeacherError, read_strategy
-from underdog.runs import Run, atomic_write_text, hash_inputs
+from underdog.runs import Run, hash_inputs
 from underdog.tasks.io import write_jsonl
 from underdog.tasks.reasoning import CATEGORIES, GROUPS, extract_answer, is_correct
 
@@ -73,6 +73,7 @@ class TaskSizes(Strict):
 class ExplainRecipe(Strict):
     teacher: str = "world"  # world | api | builtin | a local HF model directory
     student: str = "builtin"
+    compare_model: str | None = None  # a larger model answering the test questions untuned (the verdict's arm)
     tasks: str = "builtin"  # builtin | a JSONL file of {id, prompt, answer, category?, group?, split?, aliases?}
     seed: int = 0
     out: str = "runs/explain"
@@ -85,10 +86,10 @@ class ExplainRecipe(Strict):
     select_by: Literal["student", "teacher", "fixed"] = "student"
     fixed: dict[str, str] = {}  # category -> strategy, for select_by: fixed
     trial_fraction: float = Field(0.5, gt=0, le=1)  # share of the train split used by the student trial
-    trial: TrainSettings = TrainSettings(lr=3e-3, epochs=3, batch_size=4, max_length=384, packing=True,
-                                         warmup_ratio=0.05)
-    train: TrainSettings = TrainSettings(lr=3e-3, epochs=6, batch_size=4, max_length=384, packing=True,
-                                         warmup_ratio=0.05)
+    trial: TrainConfig = TrainConfig(lr=3e-3, epochs=3, batch_size=4, max_length=384, packing=True,
+                                     warmup_ratio=0.05)
+    train: TrainConfig = TrainConfig(lr=3e-3, epochs=6, batch_size=4, max_length=384, packing=True,
+                                     warmup_ratio=0.05)
     filter_incorrect: bool = True  # drop training items whose teacher answer is wrong
     variants: list[str] = list(VARIANTS)
     max_new_tokens: int = Field(128, gt=0)
@@ -252,15 +253,16 @@ def run_teacher(items: list[dict], choice: dict[str, str], strategies: dict[str,
 
 
 def run_student(variant: str, recipe: ExplainRecipe, items: list[dict], teacher_records: list[dict],
-                tmp: Path) -> dict:
-    """Train (``answers``/``explanations``) or take (``base``) the student, then answer the test items."""
+                tmp: Path, model: str | None = None) -> dict:
+    """Train (``answers``/``explanations``) or take (``base``) the student (or ``model``, untuned), then answer
+    the test items."""
     from underdog.lm import load
     from underdog.methods.finetune import finetune
 
     test = [it for it in items if it["split"] == "test"]
     training = None
     if variant == "base":
-        lm = load(recipe.student, device=recipe.device)
+        lm = load(model or recipe.student, device=recipe.device)
     else:
         by_id = {it["id"]: it for it in items}
         kept = [r for r in teacher_records if r["split"] == "train" and r["pred"] is not None
@@ -317,7 +319,7 @@ def run_explain(recipe: ExplainRecipe, log: Callable[[str], None] = print) -> di
     select_key = {"tasks": hash_inputs(items), "teacher": teacher.key(), "by": recipe.select_by, "fixed": recipe.fixed,
                   "strategies": strat_key}
     if recipe.select_by == "student":
-        select_key.update(student=student_key, trial=recipe.trial.model_dump(), fraction=recipe.trial_fraction,
+        select_key.update(student=student_key, trial=recipe.trial.stage_key(), fraction=recipe.trial_fraction,
                           gen=[recipe.max_new_tokens, recipe.seed])
     selection = run.stage("select", select_key,
                           lambda tmp: run_select(recipe, items, strategies, teacher, tmp, log))
@@ -334,11 +336,17 @@ def run_explain(recipe: ExplainRecipe, log: Callable[[str], None] = print) -> di
         key = {"variant": variant, "tasks": select_key["tasks"], "student": student_key, "system": recipe.system_message,
                "gen": [recipe.max_new_tokens, recipe.seed]}
         if variant != "base":
-            key.update(teacher=hash_inputs(taught["records"]), train=recipe.train.model_dump(),
+            key.update(teacher=hash_inputs(taught["records"]), train=recipe.train.stage_key(),
                        filter=recipe.filter_incorrect)
         outputs[variant] = run.stage(f"student-{variant}", key,
                                      lambda tmp, v=variant: run_student(v, recipe, items, taught["records"], tmp))
         log(f"{variant}: accuracy {sum(r['correct'] for r in outputs[variant]['records']) / len(outputs[variant]['records']):.3f}")
+    if recipe.compare_model:
+        key = {"variant": "compare", "tasks": select_key["tasks"], "model": recipe.compare_model,
+               "weights": weights_stamp(recipe.compare_model), "system": recipe.system_message,
+               "gen": [recipe.max_new_tokens, recipe.seed]}
+        outputs[f"{recipe.compare_model}:base"] = run.stage(
+            "compare-base", key, lambda tmp: run_student("base", recipe, items, [], tmp, model=recipe.compare_model))
     return write_explain_results(run, recipe, items, selection, taught, outputs, time.time() - start)
 
 
@@ -347,22 +355,43 @@ def _file_hash(path: str) -> str | None:
     return hash_inputs(p.read_text(encoding="utf-8")) if path != "builtin" and p.is_file() else None
 
 
+def explain_verdict(recipe: ExplainRecipe, outputs: dict[str, dict]) -> dict | None:
+    """Accuracy on the test questions: explanation-tuned student vs untuned student vs the larger model."""
+    from underdog.eval.verdict import verdict
+
+    method = next((v for v in ("explanations", "answers") if v in outputs), None)
+    if method is None:
+        return None
+    order = [r["id"] for r in outputs[method]["records"]]
+
+    def arm(name: str) -> list[float] | None:
+        if name not in outputs:
+            return None
+        by_id = {r["id"]: float(r["correct"]) for r in outputs[name]["records"]}
+        return [by_id[i] for i in order]
+
+    large = f"{recipe.compare_model}:base"
+    return verdict("accuracy", (f"{recipe.student} + {method}-tuned", arm(method)),
+                   (f"{recipe.student} (untuned)", arm("base")) if "base" in outputs else None,
+                   (f"{recipe.compare_model} (untuned)", arm(large)) if large in outputs else None, seed=recipe.seed)
+
+
 def write_explain_results(run: Run, recipe: ExplainRecipe, items: list[dict], selection: dict, taught: dict,
                           outputs: dict[str, dict], wall: float) -> dict:
-    from underdog.report import grouped_bars
+    from underdog.report import write_report
 
     test = [it for it in items if it["split"] == "test"]
     groups = [g for g in GROUP_ORDER if any(it["group"] == g for it in test)]
     groups += sorted({it["group"] for it in test} - set(groups))
     categories = [c for c in list(GROUPS) + sorted({it["category"] for it in test}) if any(it["category"] == c for it in test)]
     categories = list(dict.fromkeys(categories))
-    metrics, per_split, plot = {}, {}, {}
+    metrics, per_split = {}, {}
     for variant, out in outputs.items():
         for name, field in [(g, "group") for g in groups] + [(c, "category") for c in categories]:
             correct = [r["correct"] for r in out["records"] if r[field] == name]
             if correct:
                 m = mean_with_ci(correct, seed=recipe.seed)
-                metrics[f"{variant}/{name}/accuracy"] = plot[f"{variant}/{name}"] = m
+                metrics[f"{variant}/{name}/accuracy"] = m
                 per_split.setdefault(name, {})[variant] = m["value"]
     trained = {v: o.get("training") for v, o in outputs.items() if o.get("training")}
     samples = {}
@@ -375,14 +404,11 @@ def write_explain_results(run: Run, recipe: ExplainRecipe, items: list[dict], se
     extra = {"selection": selection, "teacher_stats": taught.get("stats"), "training": trained, "samples": samples,
              "items_per_split": {s: sum(it["split"] == s for it in items) for s in ("train", "dev", "test")},
              "wall_seconds": round(wall, 1), "stage_seconds": _stage_seconds(run),
-             "student_weights": weights_stamp(recipe.student)}
-    compute = sum(extra["stage_seconds"].values())
+             "student_weights": weights_stamp(recipe.student), "groups": groups, "categories": categories,
+             "variants": list(outputs), "verdict": explain_verdict(recipe, outputs)}
     results = run.write_results("explain", recipe.student, f"reasoning tasks ({recipe.tasks}); teacher "
                                 f"{recipe.teacher}", metrics, per_split, extra)
-    grouped_bars(plot, groups + categories, list(outputs), run.dir / "explain.png",
-                 title=f"Explanation tuning: student {recipe.student}, teacher {recipe.teacher}")
-    atomic_write_text(run.dir / "report.md", explain_report(recipe, plot, list(outputs), groups, categories,
-                                                            selection, samples, test, compute))
+    write_report(run.dir)
     return results
 
 
@@ -394,25 +420,15 @@ def _stage_seconds(run: Run) -> dict[str, float]:
     return out
 
 
-def explain_report(recipe: ExplainRecipe, plot: dict, variants: list[str], groups: list[str], categories: list[str],
-                   selection: dict, samples: dict, test: list[dict], wall: float) -> str:
-    from underdog.report import fmt, grid_table
+NAME = "explain"
+Recipe = ExplainRecipe
+run = run_explain
+DEMO_SECONDS = 260
 
-    lines = ["# Explanation tuning (Orca 2)\n", f"Student `{recipe.student}`, teacher `{recipe.teacher}`, tasks "
-             f"`{recipe.tasks}` (seed {recipe.seed}); {len(test)} held-out questions. Accuracy of the final answer "
-             f"in free text, with 95% bootstrap CI; the stages took {wall:.0f}s of compute in all.\n",
-             "Variants: `base` (untuned student), `answers` (tuned on the teacher's final answers), `explanations` "
-             "(tuned on the teacher's explanations under a generic system message: prompt erasure), `teacher`.\n",
-             grid_table(plot, variants, groups, row_label="variant"), "",
-             grid_table(plot, variants, categories, row_label="variant"), "", "![accuracy](explain.png)\n",
-             f"## Strategy per category (cautious reasoning, chosen by: {selection['by']})\n"]
-    evidence = selection.get("evidence") or {}
-    strategies = list(dict.fromkeys(s for row in evidence.values() for s in row)) or recipe.strategies
-    lines += ["| category | chosen | " + " | ".join(strategies) + " |", "|---" * (len(strategies) + 2) + "|"]
-    for c, chosen in selection["choice"].items():
-        lines.append(f"| {c} | **{chosen}** | " + " | ".join(fmt(evidence.get(c, {}).get(s)) for s in strategies) + " |")
-    if samples:
-        lines.append("\n## Samples (explanation-tuned student)\n")
-        for c, s in samples.items():
-            lines.append(f"- **{c}** (answer {s['answer']}): {s['student']!r}")
-    return "\n".join(lines) + "\n"
+
+def demo_recipe(out: str, model: str, seed: int, quick: bool) -> ExplainRecipe:
+    scale = 0.25 if quick else 1.0
+    return ExplainRecipe.model_validate({
+        "student": model, "teacher": "world", "seed": seed, "out": out,
+        "sizes": {"train": int(150 * scale), "dev": int(20 * scale) or 4, "test": int(50 * scale)},
+        "compare_model": "builtin-large" if model == "builtin" else None})

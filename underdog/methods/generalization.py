@@ -25,9 +25,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from underdog.config import Strict, TrainSettings, check_known
+from underdog.config import Strict, TrainConfig, check_known
 from underdog.eval.metrics import mean_with_ci
-from underdog.runs import Run, atomic_write_text, hash_inputs
+from underdog.runs import Run, hash_inputs
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
 from underdog.world.questions import SPLITS
 
@@ -35,24 +35,12 @@ METHODS = ("none", "icl", "ft", "ft-lora", "aug-local", "aug-global", "aug-both"
 AUGMENTS = {"aug-local": ("local",), "aug-global": ("global",), "aug-both": ("local", "global")}
 
 
-class FinetuneSettings(TrainSettings):
-    """Full fine-tuning on the documents: enough updates for a small model to memorise most sentences (seed-7
-    world, builtin: forward 0.72 after 20 epochs, 0.825 after 40)."""
-
-    lr: float = 3e-3
-    epochs: float = 30
-    batch_size: int = 8
-    max_length: int = 128
-    packing: bool = True
-    completion_only: bool = False
-    warmup_ratio: float = 0.05
-
-
-class LoraSettings(FinetuneSettings):
-    adapter: Literal["full", "lora", "prompt"] = "lora"
-    lr: float = 1e-2
-    lora_r: int = 16
-    lora_alpha: int = 32
+# Full fine-tuning on the documents: enough updates for a small model to memorise most sentences (seed-7 world,
+# builtin: forward 0.72 after 20 epochs, 0.825 after 40); the LoRA arm trains the same way at a higher lr.
+FINETUNE = TrainConfig(lr=3e-3, epochs=30, batch_size=8, max_length=128, packing=True, completion_only=False,
+                       warmup_ratio=0.05)
+LORA = TrainConfig(**{**FINETUNE.model_dump(exclude_unset=True), "adapter": "lora", "lr": 1e-2, "lora_r": 16,
+                      "lora_alpha": 32})
 
 
 class GeneralizationRecipe(Strict):
@@ -70,8 +58,8 @@ class GeneralizationRecipe(Strict):
     device: str = "auto"
     dtype: str = "auto"  # weights' dtype: "auto" is bf16 on a GPU that has it, else float32
     split_sentences: str = "independent"  # off | independent | cumulative
-    train: FinetuneSettings = FinetuneSettings()
-    lora: LoraSettings = LoraSettings()
+    train: TrainConfig = FINETUNE
+    lora: TrainConfig = LORA
     augmenter: str | None = None  # model that writes augmentations (default: the model itself)
     global_context: Literal["linked", "documents"] = "linked"  # aug-global: premise pairs found by shared
     # words (augment.linked_prompts) or the paper's documents-in-context layout (augment.global_prompts)
@@ -81,6 +69,8 @@ class GeneralizationRecipe(Strict):
     global_beams: int = Field(3, gt=0)  # beams per aug-global prompt; the best non-junk candidate is kept (seed 7,
     # 256 linked prompts: 4 beams 134 true conclusions, 3 beams 132 in 0.65x the time, 2 beams 123)
     lanes: int | None = Field(None, gt=0)  # fine-tuning arms trained at once (worker processes); None: 2 on CPU, 1 on GPU
+    compare_model: str | None = None  # a larger model answering the same questions with `compare_methods`
+    compare_methods: list[str] = ["none", "icl"]  # methods that train nothing (run in this process)
     augmented_budget: float | None = Field(2.0, gt=0)  # aug-* arms train on this many times ft's tokens (their
     # epochs scaled down to fit: equal compute, so a gain is the augmentations', not more training); None: ft's epochs
 
@@ -88,6 +78,11 @@ class GeneralizationRecipe(Strict):
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
         return check_known(v, METHODS, "method")
+
+    @field_validator("compare_methods")
+    @classmethod
+    def _untrained(cls, v: list[str]) -> list[str]:
+        return check_known(v, ("none", "icl"), "compare method")
 
 
 def load_study_world(recipe: GeneralizationRecipe) -> tuple[list[dict], list[dict], dict, list | None]:
@@ -271,7 +266,7 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
             log(f"{method}: {time.time() - start:.1f}s")
             continue
         extra = [a for k in AUGMENTS.get(method, ()) for a in augmented[k]["augmentations"]]
-        inputs.update(train=(recipe.lora if method == "ft-lora" else recipe.train).model_dump(),
+        inputs.update(train=(recipe.lora if method == "ft-lora" else recipe.train).stage_key(),
                       split=recipe.split_sentences, augmentations=hash_inputs(extra))
         if extra:
             inputs["augmented_budget"] = recipe.augmented_budget
@@ -279,59 +274,76 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
     jobs.sort(key=lambda job: -job[0])  # most augmentations (longest training) first
     outputs.update(run.stages_in_lanes([job[1:] for job in jobs], fine_tuning_lanes(recipe)))
     outputs = {m: outputs[m] for m in recipe.methods}
+    compare = run_compare(recipe, run, documents, questions, data_key, log) if recipe.compare_model else {}
     summaries = {kind: {"counts": aug["counts"], "truth": aug["truth"], "sample": aug["augmentations"][:6],
                         "file": str(run.stage_dir(f"augment-{kind}") / f"augmentations_{kind}.jsonl")}
                  for kind, aug in augmented.items()}
-    return write_generalization_results(run, recipe, outputs, source, lm, summaries, questions)
+    return write_generalization_results(run, recipe, outputs, source, lm, summaries, questions, compare)
 
 
-def augmentation_report(summaries: dict) -> str:
-    if not summaries:
-        return ""
-    lines = ["\n## Augmentations written by the model\n",
-             "| kind | prompts | kept | dropped (reason: count) | true (checked against the world) |",
-             "|---|---|---|---|---|"]
-    for kind, s in summaries.items():
-        c = dict(s["counts"])
-        generated, kept = c.pop("generated"), c.pop("kept", 0)
-        truth = s["truth"] or {}
-        true = f"{truth['true_fraction']:.0%}" if truth.get("true_fraction") is not None else "unknown"
-        lines.append(f"| {kind} | {generated} | {kept} | {', '.join(f'{k}: {v}' for k, v in c.items()) or '–'} "
-                     f"| {true} |")
-    for kind, s in summaries.items():
-        lines.append(f"\nSample ({kind}; file `{s['file']}`):\n")
-        lines += [f"- {a['source']} → **{a['text']}**" + ("" if "true" not in a else (" ✓" if a["true"] else " ✗"))
-                  for a in s["sample"]]
-    return "\n".join(lines) + "\n"
+def run_compare(recipe: GeneralizationRecipe, run: Run, documents, questions, data_key: str, log) -> dict:
+    """The larger model's answers to the same questions, by each of ``compare_methods`` (stages
+    ``compare-<method>``)."""
+    from underdog.lm import load
+    from underdog.lm.load import weights_stamp
+
+    big = load(recipe.compare_model, device=recipe.device, dtype=recipe.dtype)
+    model_key = hash_inputs([recipe.compare_model, big.info, weights_stamp(big.path)])
+    out = {}
+    for method in recipe.compare_methods:
+        inputs = {"method": method, "data": data_key, "model": model_key, "budget": recipe.icl_budget,
+                  "seed": recipe.seed, **({"context": recipe.icl_context} if method == "icl" else {})}
+        out[method] = run.stage(f"compare-{method}", inputs,
+                                lambda tmp, m=method: RUNNERS[m](big, documents, questions, recipe))
+    return out
 
 
-def accuracy_by_kind(outputs: dict, questions: list[dict]) -> tuple[dict, str]:
-    """Accuracy (95% CI) of every method on every split and knowledge kind (comparison, family, ...), keyed
-    ``"<split>:<kind>/<method>"``, and the Markdown table of them: which kind of fact a split's score hides."""
-    from underdog.report import grid_table
+def generalization_verdict(recipe: GeneralizationRecipe, outputs: dict, compare: dict) -> dict | None:
+    """Pooled accuracy over every test question: the small model's best method (not ``none``) vs ``none`` vs
+    the larger model's best method (all chosen on these questions, the same rule for both models)."""
+    from underdog.eval.verdict import verdict
 
+    def pooled(out: dict) -> list[float]:
+        return [float(a["correct"]) for a in out["answers"]]
+
+    def best(outs: dict) -> str:
+        return max(outs, key=lambda m: sum(pooled(outs[m])))
+
+    methods = {m: o for m, o in outputs.items() if m != "none"}
+    if not methods:
+        return None
+    m = best(methods)
+    base = ("none", pooled(outputs["none"])) if "none" in outputs else None
+    large = None
+    if compare:
+        b = best(compare)
+        large = (f"{recipe.compare_model} + {b}", pooled(compare[b]))
+    return verdict("accuracy (all splits)", (f"{recipe.model} + {m}", pooled(outputs[m])),
+                   (f"{recipe.model} + none", base[1]) if base else None, large, seed=recipe.seed or 0)
+
+
+def accuracy_by_kind(outputs: dict, questions: list[dict]) -> dict:
+    """Accuracy (95% CI, and ``n``) of every method on every split and knowledge kind (comparison, family,
+    ...), keyed ``"<split>:<kind>/<method>"``: which kind of fact a split's score hides."""
     kind_of = {q["id"]: q.get("kind", "unknown") for q in questions}
     metrics: dict = {}
-    n: dict[str, int] = {}  # questions in each split:kind cell, the most any method answered
     for method, out in outputs.items():
         cells: dict[str, list[bool]] = {}
         for a in out["answers"]:
             cells.setdefault(f"{a['split']}:{kind_of.get(a['id'], 'unknown')}", []).append(a["correct"])
         metrics.update({f"{cell}/{method}": {**mean_with_ci(c), "n": len(c)} for cell, c in cells.items()})
-        n.update({cell: max(n.get(cell, 0), len(c)) for cell, c in cells.items()})
-    order = {s: i for i, s in enumerate(SPLITS)}
-    rows = sorted(n, key=lambda r: (order.get(r.split(":")[0], len(order)), r))
-    return metrics, grid_table(metrics, rows, list(outputs), row_label="split:kind (questions)",
-                               shown_as={r: f"{r} ({n[r]})" for r in rows})
+    return metrics
 
 
 def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, lm, summaries: dict,
-                                 questions: list[dict]) -> dict:
-    from underdog.report import grid_table, grouped_bars
+                                 questions: list[dict], compare: dict | None = None) -> dict:
+    from underdog.report import write_report
 
+    compare = compare or {}
+    arms = {**outputs, **{f"{recipe.compare_model}:{m}": o for m, o in compare.items()}}
     metrics, per_split = {}, {}
-    splits = [s for s in SPLITS if any(a["split"] == s for o in outputs.values() for a in o["answers"])]
-    for method, out in outputs.items():
+    splits = [s for s in SPLITS if any(a["split"] == s for o in arms.values() for a in o["answers"])]
+    for method, out in arms.items():
         for split in splits:
             correct = [a["correct"] for a in out["answers"] if a["split"] == split]
             if correct:
@@ -342,19 +354,22 @@ def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, 
              "questions_per_split": {s: sum(a["split"] == s for a in next(iter(outputs.values()))["answers"])
                                      for s in splits}}
     extra["augmentations"] = summaries
-    extra["by_kind"], kind_table = accuracy_by_kind(outputs, questions)
+    extra["by_kind"] = accuracy_by_kind(arms, questions)
     extra["training"] = {m: out["training"] for m, out in outputs.items() if "training" in out}
+    extra["verdict"] = generalization_verdict(recipe, outputs, compare)
     results = run.write_results("generalization", recipe.model, f"world {source}", metrics, per_split, extra)
-    grouped_bars(metrics, splits, list(outputs), run.dir / "generalization.png",
-                 title=f"Generalization by split ({recipe.model})", chance=0.25)
-    table = grid_table(metrics, list(outputs), splits)
-    ctx = extra["icl_context"]
-    ctx_line = (f"\nICL prompts ({ctx['mode']}): budget {ctx['budget_tokens']} tokens, on average "
-                f"{ctx['mean_in_context']:.1f} of {ctx['in_world']} {ctx['unit']} ({ctx['mean_tokens']:.0f} tokens; "
-                f"{ctx['note']}).\n") if ctx else ""
-    report = (f"# Generalization study\n\nModel `{recipe.model}` ({lm.info['parameters']:,} parameters); world "
-              f"{source}; questions per split: {extra['questions_per_split']}. Accuracy with 95% bootstrap CI; "
-              f"4 choices, chance 0.25.\n\n{table}\n{ctx_line}\n![accuracy by split](generalization.png)\n"
-              f"\n## By knowledge kind\n\n{kind_table}\n{augmentation_report(summaries)}")
-    atomic_write_text(run.dir / "report.md", report)
+    write_report(run.dir)
     return results
+
+
+NAME = "generalization"
+Recipe = GeneralizationRecipe
+run = run_generalization
+DEMO_SECONDS = 200
+
+
+def demo_recipe(out: str, model: str, seed: int, quick: bool) -> GeneralizationRecipe:
+    scale = 0.25 if quick else 1.0
+    return GeneralizationRecipe(model=model, seed=seed, methods=["none", "icl", "ft", "aug-both"], out=out,
+                                max_per_split=int(100 * scale), global_links=1,
+                                compare_model="builtin-large" if model == "builtin" else None)
