@@ -18,14 +18,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     from underdog.config import ScoreRecipe, build_config
     from underdog.eval.metrics import mean_with_ci
     from underdog.lm import load
-    from underdog.runs import Run, seed_everything
-    from underdog.tasks.choice import evaluate_choices, read_choice_file
+    from underdog.runs import Run, check_output_dir, seed_everything
+    from underdog.tasks.choice import check_choices_fit, evaluate_choices, read_choice_file
     from underdog.tasks.io import write_jsonl
 
     cfg = build_config(ScoreRecipe, {"model": args.model, "data": args.data, "out": args.out,
                                      "batch_size": args.batch_size, "device": args.device, "dtype": args.dtype})
-    items = read_choice_file(cfg.data)  # validate before anything is written
+    check_output_dir(cfg.out)  # every input checked before anything is written
+    items = read_choice_file(cfg.data, max_line_bytes=cfg.max_line_bytes)
     lm = load(cfg.model, dtype=cfg.dtype, device=cfg.device, allow_pickle=args.allow_pickle)
+    check_choices_fit(lm, items)
     seed_everything(cfg.seed)
     run = Run(cfg.out, cfg.model_dump())
     start = time.time()
@@ -35,7 +37,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     acc = mean_with_ci([r.correct for r in results], seed=cfg.seed)
     run.timing["score"] = round(elapsed, 3)
     run.write_results("score", cfg.model, str(cfg.data), {"accuracy": acc},
-                      extra={"timing": {"seconds": elapsed, "items_per_second": len(items) / max(elapsed, 1e-9)}})
+                      extra={"timing": {"seconds": elapsed, "items_per_second": len(items) / max(elapsed, 1e-9)},
+                             "truncated_contexts": sum(r.truncated for r in results)})
     print(f"accuracy {acc['value']:.4f} (95% CI {acc['ci95'][0]:.4f}-{acc['ci95'][1]:.4f}) on {len(items)} items "
           f"in {elapsed:.1f}s -> {run.dir / 'results.json'}")
     return 0
@@ -44,27 +47,31 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from underdog.config import load_config
     from underdog.pretrain.recipe import PretrainRecipe, run_pretrain
+    from underdog.runs import check_output_dir
 
     overrides = list(args.overrides)
     if args.recipe and "=" in args.recipe and not Path(args.recipe).is_file():
         overrides.insert(0, args.recipe)  # `underdog pretrain tokens=1000000`: no recipe, only overrides
         args.recipe = None
     recipe = load_config(PretrainRecipe, args.recipe, overrides)
+    check_output_dir(recipe.out)
     run_pretrain(recipe, command=" ".join(["underdog pretrain", *([args.recipe] if args.recipe else []), *overrides]))
     return 0
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    import json
 
     from underdog.lm import load
     from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe, name_probes
+    from underdog.runs import atomic_write_json, check_output_file
     from underdog.world import SPLITS
 
     lo, _, hi = args.lines.partition("-")
     if not (lo.isdigit() and (hi or lo).isdigit() and 1 <= int(lo) <= int(hi or lo)):
         raise UnderdogError(f"--lines takes N or LO-HI stated lines a unit (1 or more), got {args.lines!r}")
     lines = (int(lo), int(hi or lo))
+    if args.out:
+        check_output_file(args.out)
     lm = load(args.model, allow_pickle=args.allow_pickle)
     probe = IclProbe(seed=99_001, per_split=args.per_split, splits=SPLITS)
     correct = probe.answers(lm)
@@ -76,8 +83,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     for key in ("icl", "lookup", "comparator", *names):
         print(f"{key:12s} " + " ".join(f"{k} {v:.3f}" for k, v in report[key].items()))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write_json(args.out, report)
     return 0
 
 
@@ -100,8 +106,10 @@ def world_sizes(pairs: list[str]) -> dict[str, int | float]:
 
 
 def cmd_world(args: argparse.Namespace) -> int:
+    from underdog.runs import check_output_dir
     from underdog.world import make_world, write_world
 
+    check_output_dir(args.out)
     try:
         world = make_world(args.seed, pool=args.pool, **world_sizes(args.size))
     except ValueError as e:
@@ -221,8 +229,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from underdog.eval.paired import compare_runs, comparison_table
-    from underdog.runs import atomic_write_json
+    from underdog.runs import atomic_write_json, check_output_file
 
+    if args.out:
+        check_output_file(args.out)
     result = compare_runs(args.a, args.b, args.method)
     print(f"B - A, method {args.method}, paired over the same questions of {len(args.a)} world(s)")
     print(comparison_table(result))
@@ -368,7 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UnderdogError as e:
+        from underdog.runs import discard_unfinished_runs
+
+        discard_unfinished_runs()  # a bad input leaves nothing behind
         print(f"underdog {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file system problem no check caught: still one line, named
+        print(f"underdog {args.command}: error: {e.strerror or e} ({e.filename or 'file system'})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)

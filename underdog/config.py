@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from underdog import UnderdogError
 
@@ -41,6 +41,7 @@ class Strict(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; anything over 1 MiB is the wrong file
 
 
 def check_known(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
@@ -51,8 +52,16 @@ def check_known(values: Sequence[str], allowed: Sequence[str], what: str) -> lis
     return list(values)
 
 
-class TrainSettings(Strict):
-    """Training-loop settings shared by every method that fine-tunes (mirrors ``underdog.train.TrainConfig``)."""
+class TrainConfig(Strict):
+    """Everything that shapes a training run of ``underdog.train.train``: the one training config, embedded as a
+    section by every recipe that fine-tunes (``train: TrainConfig = TrainConfig(lr=3e-3, ...)``) and passed to
+    the loop as it is (``config.model_copy(update={"seed": ..., "output_dir": ...})`` for per-call values).
+
+    ``batch_size`` is per device; the global batch is ``batch_size * processes * grad_accum``. ``max_steps``
+    (optimizer steps), when set, overrides ``epochs``. The adapter's options come from ``lora_*`` /
+    ``num_virtual_tokens``; ``adapter_options`` adds or overrides any option ``train.apply_adapter`` takes
+    (``target_modules``, ``init_text``). ``save_every`` is in optimizer steps (0: a checkpoint only at the end,
+    when ``output_dir`` is set); ``bf16: auto`` is bf16 autocast on a CUDA device that supports it."""
 
     adapter: Literal["full", "lora", "prompt"] = "full"
     lr: float = Field(1e-3, gt=0)
@@ -63,23 +72,82 @@ class TrainSettings(Strict):
     max_length: int = Field(512, gt=0)
     packing: bool = False
     completion_only: bool = True
-    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     lora_r: int = Field(8, gt=0)
     lora_alpha: int = Field(16, gt=0)
     num_virtual_tokens: int = Field(16, gt=0)
+    # fields below joined after the ones above; stage_key leaves them out while they are at their defaults
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    adapter_options: dict[str, Any] = {}
+    lr_schedule: Literal["cosine", "constant"] = "cosine"  # cosine: down to min_lr_ratio * lr
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    bf16: bool | Literal["auto"] = "auto"
+    seed: int = 0
+    log_every: int = Field(10, gt=0)
+    save_every: int = Field(0, ge=0)
+    output_dir: str | None = None
+
+    def adapter_kwargs(self) -> dict[str, Any]:
+        """The keyword options of ``underdog.train.apply_adapter`` for this config's adapter."""
+        typed: dict[str, Any] = {
+            "full": {},
+            "lora": {"r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout},
+            "prompt": {"num_virtual_tokens": self.num_virtual_tokens},
+        }[self.adapter]
+        return {**typed, **self.adapter_options}
+
+    def stage_key(self) -> dict[str, Any]:
+        """This config as part of a stage's cache key: every field that shapes the trained weights (not
+        ``log_every``, ``save_every``, ``output_dir``), those added after the first fourteen only when set away
+        from their defaults, so that stages cached before they existed stay valid."""
+        dump = self.model_dump(exclude={"log_every", "save_every", "output_dir"})
+        later = list(TrainConfig.model_fields)[list(TrainConfig.model_fields).index("lora_dropout"):]
+        return {k: v for k, v in dump.items()
+                if k not in later or v != TrainConfig.model_fields[k].default}
+
+
+TrainSettings = TrainConfig  # the name recipes used before the two configs became one
+
+
+def _device(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
+        raise ValueError("unknown device; use auto, cpu, cuda, cuda:N or mps")
+    return value.strip().lower()
+
+
+def _output_path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an output path cannot be empty")
+    if "\x00" in value:
+        raise ValueError("an output path cannot hold a NUL character")
+    return value
+
+
+# Field types for recipes: ``device: Device = "auto"`` checks the spelling (whether the device exists here is
+# ``lm.load.resolve_device``'s check); ``out: OutputPath`` refuses an empty path. Whether the folder can be
+# written is checked on the file system by ``runs.check_output_dir`` before any work starts.
+Device = Annotated[str, AfterValidator(_device)]
+OutputPath = Annotated[str, AfterValidator(_output_path)]
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 
 
 class ScoreRecipe(Strict):
-    """`underdog score`: multiple-choice scoring of a JSONL file."""
+    """`underdog score`: multiple-choice scoring of a JSONL file. ``max_line_bytes`` bounds one line of the
+    data file (``tasks.io.MAX_LINE_BYTES``: 1 MiB, about a hundred 2048-token windows); a context longer than
+    the model's window is cut to its end and counted in ``results.json`` (``truncated_contexts``)."""
 
     model: str = "builtin"
     data: str
-    out: str
+    out: OutputPath
     batch_size: int = Field(32, gt=0)
-    dtype: str = "auto"
-    device: str = "auto"
+    dtype: Literal[DTYPES] = "auto"  # type: ignore[valid-type]
+    device: Device = "auto"
     seed: int = 0
+    max_line_bytes: int = Field(1 << 20, gt=0)
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
@@ -139,9 +207,25 @@ def _merge(base: dict, extra: dict) -> dict:
 def read_yaml(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe '{path}' does not exist")
+        raise ConfigError(f"recipe '{path}' does not exist" if not path.exists() else f"recipe '{path}' is not a file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        raw = path.read_bytes() if path.stat().st_size <= MAX_RECIPE_BYTES else None
+    except OSError as e:
+        raise ConfigError(f"recipe '{path}': cannot read ({e.strerror or e})") from None
+    if raw is None:
+        raise ConfigError(f"recipe '{path}' is over {MAX_RECIPE_BYTES} bytes: not a recipe")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise ConfigError(f"recipe '{path}': binary data (a NUL byte at byte offset {nul})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at byte offset {e.start})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML (nested too deeply)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""

@@ -3,16 +3,29 @@
 A study is a ``Run`` in ``runs/<name>/``. Each stage computes into a temporary folder and is renamed into
 ``stages/<stage>/`` only when finished, together with ``stage.json`` holding the hash of its inputs. Re-running
 the study skips every stage whose inputs hash matches, so a run killed with ``kill -9`` resumes from its last
-finished stage and gives identical results. Independent stages can run side by side in worker processes
-(``Run.stages_in_lanes``: on a CPU two small trainings with one thread each outrun one with two threads).
-``results.json`` has one schema for every method (see DESIGN.md).
+finished stage and gives identical results. A long computation inside a stage (a fine-tuning) can keep
+checkpoints in ``stage_checkpoint_dir()``, a folder stable across re-runs of the same stage with the same
+inputs, deleted when the stage finishes: a killed training resumes from its last checkpoint, not step 0.
+Independent stages can run side by side in worker processes (``Run.stages_in_lanes``: on a CPU two small
+trainings with one thread each outrun one with two threads).
+
+A run directory is locked (``fcntl.flock`` on ``<dir>/.lock``) while a ``Run`` on it is alive: a second process
+gets ``RunLockedError``; the kernel drops the lock when the process exits or crashes. Output paths are checked
+before any work (``check_output_dir``, ``check_output_file``): a path that is a file, under a file, unwritable
+or on a full disk is an ``OutputError`` (one line, exit 2). Every file is written atomically (temp file in
+the same folder, then a rename) with the user's umask; ``results.json`` is strict JSON: NaN and Infinity are
+written as null and listed under ``non_finite``. ``results.json`` has one schema for every method (see
+DESIGN.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -21,32 +34,179 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from underdog import UnderdogError
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_FILE = ".lock"
+_MIN_FREE_BYTES = 1 << 20
+# errors of writing an output that the user can fix: one line, exit 2
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
+                errno.EEXIST, errno.ENAMETOOLONG}
+
+
+class OutputError(UnderdogError):
+    """An output path cannot be written: it is a file, under a file, not writable, or its disk is full."""
+
+
+class RunLockedError(UnderdogError):
+    """Another process is using the run directory."""
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux), else set and restored."""
     try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (a dangling symlink counts as existing)."""
+    p = path
+    while not (p.exists() or p.is_symlink()):
+        if p.parent == p:
+            break
+        p = p.parent
+    return p
+
+
+def _check_parent(target: Path, what: str) -> None:
+    ancestor = _nearest_existing(target.parent)
+    if ancestor.is_symlink() and not ancestor.exists():
+        raise OutputError(f"cannot create {what} {target}: {ancestor} is a broken symbolic link")
+    if not ancestor.is_dir():
+        raise OutputError(f"cannot create {what} {target}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {what} {target}: folder {ancestor} is not writable")
+    free = _free_bytes(ancestor)
+    if free is not None and free < _MIN_FREE_BYTES:
+        raise OutputError(f"cannot create {what} {target}: no space left on the disk of {ancestor}")
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Check, before any work, that ``path`` can be a run directory: it is an existing writable folder, or it
+    can be created (its nearest existing ancestor is a writable folder); the disk has space. Raises
+    ``OutputError`` naming the path and the problem; creates nothing. Returns the path."""
+    if not str(path).strip():
+        raise OutputError("the output folder is an empty path")
+    p = Path(path).expanduser()
+    if p.is_symlink() and not p.exists():
+        raise OutputError(f"output folder {p} is a broken symbolic link")
+    if p.exists():
+        if not p.is_dir():
+            raise OutputError(f"output folder {p} exists and is a file; choose another path")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder {p} is not writable")
+        free = _free_bytes(p)
+        if free is not None and free < _MIN_FREE_BYTES:
+            raise OutputError(f"output folder {p}: no space left on its disk")
+        return p
+    _check_parent(p, "output folder")
+    return p
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Like ``check_output_dir`` for an output file: not a folder, and its folder exists or can be created."""
+    if not str(path).strip():
+        raise OutputError("the output file is an empty path")
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise OutputError(f"output file {p} is a folder; give a file name")
+    if p.exists() and not os.access(p.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output file {p}: folder {p.parent} is not writable")
+    _check_parent(p, "output file")
+    return p
+
+
+def _output_error(path: Path, err: OSError) -> OSError | OutputError:
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(f"cannot write {path}: no space left on the disk")
+    if err.errno in _USER_ERRNOS:
+        return OutputError(f"cannot write {path}: {err.strerror or err}")
+    return err
+
+
+def atomic_write(path: str | os.PathLike, chunks: Iterable[str]) -> None:
+    """Write the text ``chunks`` to ``path`` as they come (memory: one chunk) into a temp file in the same folder,
+    then rename it over ``path``; the file gets the user's umask. A full disk or an unwritable path raises
+    ``OutputError`` and leaves no file behind."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _output_error(path, e) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _output_error(path, e) from None
         raise
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (``atomic_write``)."""
+    atomic_write(path, (text,))
+
+
+def strict_json(obj: Any, where: str = "", found: list[str] | None = None) -> tuple[Any, list[str]]:
+    """``obj`` with every NaN/Infinity replaced by None (numpy values made plain Python), and the dotted
+    paths of the values replaced."""
+    found = [] if found is None else found
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        obj = obj.tolist()
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            found.append(where or "(root)")
+            return None, found
+        return obj, found
+    if isinstance(obj, dict):
+        return {k: strict_json(v, f"{where}.{k}" if where else str(k), found)[0] for k, v in obj.items()}, found
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v, f"{where}[{i}]", found)[0] for i, v in enumerate(obj)], found
+    return obj, found
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, strict: bool = True) -> list[str]:
+    """Write ``obj`` as JSON atomically. ``strict`` (the default) writes NaN/Infinity as null, so the file
+    is valid JSON for every reader; returns the paths of the values so replaced."""
+    found: list[str] = []
+    if strict:
+        obj, found = strict_json(obj)
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str, allow_nan=not strict) + "\n")
+    return found
 
 
 def hash_inputs(inputs: Any) -> str:
@@ -104,29 +264,143 @@ def metric(value: float, ci95: list[float] | tuple[float, float] | None = None, 
     return entry
 
 
-class Run:
-    """A run directory with resumable stages."""
+class _Lock:
+    """An exclusive ``flock`` on ``<run dir>/.lock``, shared by every ``Run`` of this process on that folder."""
 
-    def __init__(self, out_dir: str | os.PathLike, config: dict | None = None, log: Callable[[str], None] = print):
-        self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path) -> None:
+        self.path, self.fd, self.users = path, None, 0
+        if fcntl is None:
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            try:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            except OSError:
+                holder = ""
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f"process {holder}" if holder.isdigit() else "another process"
+                raise RunLockedError(f"run folder {path.parent} is in use by {who}; wait for it to finish or "
+                                     "choose another output folder") from None
+            raise _output_error(path, e) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the last descriptor drops the flock
+            self.fd = None
+
+
+_LOCKS: dict[str, _Lock] = {}
+_CREATED: list[Path] = []  # run folders this process created, for discard_unfinished_runs
+
+
+def discard_unfinished_runs() -> list[Path]:
+    """Remove the run folders this process created that hold no finished stage, no checkpoints and no
+    results.json (only ``config.yaml``, the lock, temp folders of a stage that failed): called by the CLI when
+    a command stops on a user error, so that a bad input leaves nothing behind. Returns the folders removed."""
+    removed = []
+    for folder in reversed(_CREATED):
+        finished = (any((folder / "stages").glob("*/stage.json")) or (folder / "results.json").exists()
+                    or (folder / "checkpoints").exists())  # a training's checkpoints are worth resuming
+        if folder.is_dir() and not finished:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    _CREATED.clear()
+    return removed
+
+
+def _acquire(run_dir: Path) -> str:
+    key = str(run_dir.resolve())
+    lock = _LOCKS.get(key)
+    if lock is None or lock.fd is None and fcntl is not None:
+        lock = _LOCKS[key] = _Lock(run_dir / LOCK_FILE)
+    lock.users += 1
+    return key
+
+
+def _release(key: str) -> None:
+    lock = _LOCKS.get(key)
+    if lock is None:
+        return
+    lock.users -= 1
+    if lock.users <= 0:
+        lock.release()
+        _LOCKS.pop(key, None)
+
+
+# the running stage's checkpoint root and how many checkpoint folders it has handed out
+_STAGE_CHECKPOINTS: contextvars.ContextVar[list | None] = contextvars.ContextVar("underdog_stage_checkpoints",
+                                                                                default=None)
+
+
+def stage_checkpoint_dir() -> Path | None:
+    """A checkpoint folder for the next long computation of the running stage (``part-0``, ``part-1``, ... in
+    call order), stable across re-runs of the stage with the same inputs, so that a killed stage resumes from
+    it; None outside a stage. The stage deletes its checkpoints when it finishes."""
+    current = _STAGE_CHECKPOINTS.get()
+    if current is None:
+        return None
+    root, count = current
+    current[1] = count + 1
+    return root / f"part-{count}"
+
+
+class Run:
+    """A run directory with resumable stages; locked against other processes while this object lives
+    (``close()`` or the end of the process releases it; ``lock=False`` for a worker of the lock holder)."""
+
+    def __init__(self, out_dir: str | os.PathLike, config: dict | None = None, log: Callable[[str], None] = print,
+                 lock: bool = True):
+        self.dir = check_output_dir(out_dir)
+        try:
+            if not self.dir.exists():
+                self.dir.mkdir(parents=True)
+                _CREATED.append(self.dir)
+        except FileExistsError:
+            pass  # created meanwhile by another process: the lock decides who runs
+        except OSError as e:
+            raise _output_error(self.dir, e) from None
         self.log = log
         self.config = config or {}
         self.timing: dict[str, float] = {}
         self.skipped: list[str] = []
+        self._lock_key = _acquire(self.dir) if lock else None
+        if self._lock_key is not None:
+            self._finalizer = weakref.finalize(self, _release, self._lock_key)
         if config is not None:
             atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def close(self) -> None:
+        """Release the run folder's lock (also done when the object is garbage-collected or the process ends)."""
+        if self._lock_key is not None:
+            self._finalizer()
+            self._lock_key = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def stage_dir(self, name: str) -> Path:
         return self.dir / "stages" / name
 
+    def checkpoint_root(self, name: str) -> Path:
+        return self.dir / "checkpoints" / name
+
     def is_done(self, name: str, inputs: Any) -> bool:
-        meta = self.stage_dir(name) / "stage.json"
-        if not meta.is_file():
-            return False
+        """A finished stage with these inputs exists: its ``stage.json`` has their key and its result loads."""
+        final = self.stage_dir(name)
         try:
-            return json.loads(meta.read_text()).get("key") == hash_inputs(inputs)
-        except json.JSONDecodeError:
+            if json.loads((final / "stage.json").read_text()).get("key") != hash_inputs(inputs):
+                return False
+            return "result" in json.loads((final / "result.json").read_text())
+        except (OSError, ValueError, AttributeError):
             return False
 
     def stage(self, name: str, inputs: Any, fn: Callable[[Path], Any]) -> Any:
@@ -143,19 +417,33 @@ class Run:
         for stale in final.parent.glob(f".{name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}.tmp-"))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        checkpoints = self.checkpoint_root(name)
+        key = hash_inputs(inputs)
+        if checkpoints.is_dir():
+            for stale in checkpoints.iterdir():  # checkpoints of this stage with other inputs
+                if stale.name != key:
+                    shutil.rmtree(stale, ignore_errors=True)
+        token = _STAGE_CHECKPOINTS.set([checkpoints / key, 0])
         start = time.time()
         try:
             result = fn(tmp)
             elapsed = time.time() - start
-            atomic_write_json(tmp / "result.json", {"result": result})
-            atomic_write_json(tmp / "stage.json", {"key": hash_inputs(inputs), "seconds": elapsed,
+            atomic_write_json(tmp / "result.json", {"result": result}, strict=False)
+            atomic_write_json(tmp / "stage.json", {"key": key, "seconds": elapsed,
                                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
+            _fsync_dir(final.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            _STAGE_CHECKPOINTS.reset(token)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the stage is done: its checkpoints are not needed
+        with contextlib.suppress(OSError):
+            checkpoints.parent.rmdir()  # only when no other stage has checkpoints
         self.timing[name] = round(elapsed, 3)
         self.log(f"stage {name}: done in {elapsed:.1f}s")
         return result
@@ -203,6 +491,10 @@ class Run:
                    "timing": {"stages_seconds": self.timing, "skipped_stages": self.skipped}}
         if extra:
             results.update(extra)
+        _, found = strict_json(results)
+        if found:
+            results["non_finite"] = {"paths": found, "note": "NaN or Infinity, written as null (strict JSON)"}
+            self.log(f"results.json: {len(found)} value(s) not finite, written as null: {', '.join(found[:5])}")
         atomic_write_json(self.dir / "results.json", results)
         return results
 
@@ -215,4 +507,15 @@ def _stage_in_lane(out_dir: str, name: str, inputs: Any, fn: Callable[[Path], An
     log_path = Path(out_dir) / "stages" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        return Run(out_dir, log=lambda message: print(message, flush=True)).stage(name, inputs, fn)
+        return Run(out_dir, log=lambda message: print(message, flush=True), lock=False).stage(name, inputs, fn)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort; not every OS can open a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+

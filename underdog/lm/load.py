@@ -1,7 +1,8 @@
 """Loading a causal LM and its tokenizer into one ``LM`` object.
 
 ``load("builtin")`` gives the model shipped in ``underdog/assets/``; any other string is a local Hugging Face
-model directory (Llama, GPT-2, OPT, Qwen2, ...). Loading is safe by default: safetensors only, no remote code,
+model directory (Llama, GPT-2, OPT, Qwen2, ...), or a PEFT adapter directory (``adapter_config.json``, as
+``underdog train`` saves), loaded onto the base model its config names. Loading is safe by default: safetensors only, no remote code,
 no network. A missing, partial or corrupt directory raises ``ModelLoadError`` with one line saying what is wrong.
 """
 
@@ -19,6 +20,7 @@ from underdog import UnderdogError
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUILTIN_MODELS = {"builtin": ASSETS / "builtin", "builtin-large": ASSETS / "builtin-large"}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 class ModelLoadError(UnderdogError):
@@ -49,10 +51,29 @@ class LM:
         return 2048
 
 
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
 def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` (CUDA when there is a GPU, else CPU) or a torch device that exists here; anything else is a
+    ``ModelLoadError`` naming the device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(str(device).strip().lower())
+    except (RuntimeError, ValueError, TypeError):
+        raise ModelLoadError(f"unknown device {device!r}; use {DEVICES}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {device!r}: no CUDA GPU is available here; use cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ModelLoadError(f"device {device!r}: MPS is not available here; use cpu or auto")
+    elif dev.type != "cpu":
+        raise ModelLoadError(f"unsupported device {device!r}; use {DEVICES}")
+    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -79,6 +100,8 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
         raise ModelLoadError(f"model directory '{path}' does not exist (hub downloads are not used; pass a local dir)")
     if not path.is_dir():
         raise ModelLoadError(f"'{path}' is a file; pass the model directory that holds config.json")
+    if not (path / "config.json").is_file() and (path / ADAPTER_CONFIG).is_file():
+        return path  # a PEFT adapter: ``load`` puts it on its base model
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"'{path}' has no config.json: not a Hugging Face model directory")
     try:
@@ -130,6 +153,8 @@ def load(
     from transformers.utils import logging as hf_logging
 
     path = resolve_model_path(model)
+    if (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
+        return _load_adapter(path, str(model), dtype, device, allow_pickle, trust_remote_code)
     _check_weights(path, allow_pickle)
     if not any((path / f).is_file() for f in _TOKENIZER_FILES):
         raise ModelLoadError(f"'{path}' has no tokenizer files ({', '.join(_TOKENIZER_FILES)})")
@@ -160,3 +185,46 @@ def load(
     return LM(net, tokenizer, name=str(model), path=str(path),
               info={"parameters": n_params, "dtype": str(torch_dtype).removeprefix("torch."),
                     "device": str(torch_device), "architecture": net.config.model_type})
+
+
+def adapter_base(path: str | os.PathLike) -> str:
+    """The base model an adapter directory's ``adapter_config.json`` names: a built-in name, an absolute
+    directory, or one relative to the adapter directory (else to the working directory)."""
+    path = Path(path)
+    try:
+        base = json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"'{path}/{ADAPTER_CONFIG}' is not valid JSON ({e.msg}, line {e.lineno})") from None
+    if not base:
+        raise ModelLoadError(f"'{path}/{ADAPTER_CONFIG}' names no base_model_name_or_path")
+    if base in BUILTIN_MODELS:
+        return base
+    local = Path(base).expanduser()
+    if not local.is_absolute() and (path / local / "config.json").is_file():
+        return str(path / local)
+    return str(local)
+
+
+def _load_adapter(path: Path, name: str, dtype, device: str, allow_pickle: bool, trust_remote_code: bool) -> LM:
+    """A PEFT adapter (safetensors only) on its base model; the tokenizer is the adapter's when it has one."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    if not (path / "adapter_model.safetensors").is_file():
+        raise ModelLoadError(f"'{path}' is an adapter without adapter_model.safetensors (only safetensors load)")
+    base_name = adapter_base(path)
+    base = load(base_name, dtype=dtype, device=device, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    tokenizer = base.tokenizer
+    if any((path / f).is_file() for f in _TOKENIZER_FILES):
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    try:
+        net = PeftModel.from_pretrained(base.model, str(path), is_trainable=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"could not load the adapter '{path}': {first}") from None
+    net.eval()
+    peft_type = str(getattr(net.active_peft_config, "peft_type", "")).rsplit(".", 1)[-1].lower()
+    return LM(net, tokenizer, name=name, path=str(path),
+              info={**base.info, "base_model": base.path, "adapter": peft_type})

@@ -5,7 +5,11 @@ names file, line and field on error). The prompt is ``context + "\\n\\n" + "Ques
 " Answer:"`` (no context: just the question part) and a correct completion is ``" " + answer + "."``: the
 ``icl_qa`` format the built-in model was pretrained on. Converters read local SQuAD v1.1 JSON, TriviaQA rc JSON
 (closed book: question and answer aliases) and CoQA JSON (story plus the conversation so far as context) into
-that schema; a malformed record raises ``DataError`` naming the file and the record's path. ``world_qa(seed)``
+that schema; a malformed record raises ``DataError`` naming the file and the record's path (a source that is
+binary or not UTF-8 names the line and byte offset; TriviaQA ``Aliases`` must be a list of strings, not one
+string whose characters would become answers). ``convert`` checks the output path before reading anything.
+``read_qa`` streams the file (``tasks.io``: bounded line length, UTF-8, no empty file) and refuses duplicate ids
+and answers longer than ``MAX_FIELD_CHARS``. ``world_qa(seed)``
 builds train/dev/test splits of open-book reading comprehension from a fresh evaluation world: each item's
 context holds its question's support documents plus one or two other documents (seeded), its question is the
 world's cloze prefix followed by "...?", and its answer the correct choice, over all six generalization splits.
@@ -20,7 +24,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from underdog.tasks.io import DataError, check, read_jsonl, write_jsonl
+from underdog.tasks.io import (
+    MAX_FIELD_CHARS,
+    DataError,
+    check,
+    check_unique_ids,
+    decode_line,
+    open_data,
+    parse_json,
+    read_jsonl,
+    write_jsonl,
+)
 
 QA_FIELDS = {"id": str, "question": str, "answers": list}
 QA_OPTIONAL = {"context": str, "split": str}
@@ -38,30 +52,49 @@ def qa_completion(answer: str) -> str:
     return f" {answer.strip()}."
 
 
-def read_qa(path: str | os.PathLike) -> list[dict]:
+def read_qa(path: str | os.PathLike, max_line_bytes: int | None = None) -> list[dict]:
     """Read and check a QA JSONL file; errors name the file, line and field."""
-    rows = read_jsonl(path, required=QA_FIELDS, optional=QA_OPTIONAL)
-    seen: set[str] = set()
+    rows = read_jsonl(path, required=QA_FIELDS, optional=QA_OPTIONAL, max_line_bytes=max_line_bytes)
     for r in rows:
-        check(r["id"] not in seen, path, r, f"field 'id': duplicate id {r['id']!r}")
-        seen.add(r["id"])
         check(bool(r["question"].strip()), path, r, "field 'question' is empty")
         check(len(r["answers"]) > 0, path, r, "field 'answers' is empty (give at least one reference answer)")
         check(all(isinstance(a, str) and a.strip() for a in r["answers"]), path, r,
               "field 'answers' must hold non-empty strings")
+        check(all(len(a) <= MAX_FIELD_CHARS for a in r["answers"]), path, r,
+              f"field 'answers': an answer over the limit of {MAX_FIELD_CHARS} characters")
+    check_unique_ids(rows, path)
     for r in rows:
         r.pop("_line", None)
     return rows
 
 
 def _load_json(path: str | os.PathLike) -> Any:
+    """A source JSON file; binary or non-UTF-8 bytes are errors naming the line and the byte offset."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    with open_data(path, "JSON file") as f:
+        try:
+            raw = f.read()
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = raw[start:].decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:  # find the line of the bad byte the way JSONL reading reports it
+        offset = 0
+        for lineno, line in enumerate(raw.splitlines(keepends=True), start=1):
+            decode_line(line[start:] if lineno == 1 else line, path, lineno, offset + (start if lineno == 1 else 0))
+            offset += len(line)
+    del raw
+    if not text.strip():
+        raise DataError(f"{path}: no data (the file is empty)")
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except (RecursionError, ValueError):
+        return parse_json(text, str(path))  # the same one-line error as JSONL lines give
 
 
 def _get(obj: Any, key: str, types: type | tuple, path: Path, where: str) -> Any:
@@ -105,9 +138,14 @@ def convert_triviaqa(path: str | os.PathLike) -> list[dict]:
         w = f"Data[{i}]"
         answer = _get(item, "Answer", dict, path, w)
         value = _get(answer, "Value", str, path, f"{w}.Answer")
+        aliases = answer.get("Aliases", [])
+        aliases = [] if aliases is None else aliases
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            got = type(aliases).__name__ if not isinstance(aliases, list) else "a list holding a non-string"
+            raise DataError(f"{path}: {w}.Answer: field 'Aliases' should be a list of strings, got {got}")
         rows.append({"id": str(_get(item, "QuestionId", (str, int), path, w)),
                      "question": _get(item, "Question", str, path, w).strip(),
-                     "answers": _answers([value, *answer.get("Aliases", [])])})
+                     "answers": _answers([value, *aliases])})
     return rows
 
 
@@ -142,15 +180,19 @@ CONVERTERS = {"squad": convert_squad, "triviaqa": convert_triviaqa, "coqa": conv
 
 def convert(fmt: str, src: str | os.PathLike, out: str | os.PathLike) -> int:
     """Convert ``src`` (format ``fmt``) to QA JSONL at ``out``; returns the number of rows written."""
+    from underdog.runs import check_output_file
+
     if fmt not in CONVERTERS:
         raise DataError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    check_output_file(out)
     rows = CONVERTERS[fmt](src)
     if not rows:
         raise DataError(f"{src}: no questions found")
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise DataError(f"{src}: duplicate question id {dup!r}")
+    seen: set[str] = set()
+    for r in rows:
+        if r["id"] in seen:
+            raise DataError(f"{src}: duplicate question id {r['id']!r}")
+        seen.add(r["id"])
     write_jsonl(out, rows)
     return len(rows)
 

@@ -100,12 +100,39 @@ class World:
         return SentenceIndex(sentences), fact_ids
 
 
+_FRACTIONS = ("holdout_fraction", "p_more")
+_AT_LEAST = {"chain_length": 2, "n_choices": 2, "doc_min": 1, "doc_max": 1, "n_roots": 1, "max_depth": 1,
+             "max_properties": 1}
+MAX_SIZE = 100_000  # any count above this is a typo, not a world that fits in memory
+
+
+def check_sizes(sizes: Mapping[str, int | float]) -> None:
+    """``ValueError`` naming the first world size out of range: counts are whole numbers from 0 (or the
+    minimum that makes a world, e.g. ``n_choices`` >= 2) to ``MAX_SIZE``, fractions lie in [0, 1]."""
+    for key, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"world size {key} must be a number, got {value!r}")
+        if key in _FRACTIONS:
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"world size {key} is a probability: it must lie in [0, 1], got {value}")
+            continue
+        if value != int(value):
+            raise ValueError(f"world size {key} must be a whole number, got {value}")
+        low = _AT_LEAST.get(key, 0)
+        if not low <= value <= MAX_SIZE:
+            raise ValueError(f"world size {key} must be between {low} and {MAX_SIZE}, got {value}")
+    if sizes.get("doc_min", 0) > sizes.get("doc_max", MAX_SIZE):
+        raise ValueError(f"world size doc_min ({sizes['doc_min']}) exceeds doc_max ({sizes['doc_max']})")
+
+
 def make_world(seed: int, pool: str = "eval", **sizes: int | float) -> World:
-    """Build the world for ``seed`` (``pool`` "eval" or "pretrain"); ``sizes`` override ``DEFAULT_SIZES``."""
+    """Build the world for ``seed`` (``pool`` "eval" or "pretrain"); ``sizes`` override ``DEFAULT_SIZES``
+    (checked by ``check_sizes``)."""
     unknown = set(sizes) - set(DEFAULT_SIZES)
     if unknown:
         raise TypeError(f"unknown world size(s) {sorted(unknown)}; known: {sorted(DEFAULT_SIZES)}")
     s = {**DEFAULT_SIZES, **sizes}
+    check_sizes(s)
     lex = Lexicon(seed, pool)
     rng = random.Random(f"underdog-world-{pool}-{seed}")
     kn = Knowledge()
@@ -124,7 +151,9 @@ def make_world(seed: int, pool: str = "eval", **sizes: int | float) -> World:
 
 def write_world(world: World, out_dir: str | os.PathLike) -> Path:
     """Write ``documents.jsonl``, ``questions.jsonl``, ``facts.jsonl`` and ``world.json`` into ``out_dir``."""
-    out = Path(out_dir)
+    from underdog.runs import check_output_dir
+
+    out = check_output_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "documents.jsonl", world.documents)
     write_jsonl(out / "questions.jsonl", world.questions)

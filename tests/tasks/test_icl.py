@@ -2,7 +2,7 @@
 budget, and the whole knowledge set goes in exactly when it fits beside every question."""
 
 from underdog.methods.finetune import split_sentences
-from underdog.methods.icl import (
+from underdog.tasks.icl import (
     ANSWER_ROOM,
     DOC_SEPARATOR,
     document_contexts,
