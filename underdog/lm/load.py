@@ -111,6 +111,17 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     return path
 
 
+def tokenizer_dir(path: str | os.PathLike) -> Path:
+    """The folder holding a model folder's tokenizer: the folder itself, or, for a built-in model that ships
+    none, ``builtin``'s (the built-in models share one tokenizer, kept once)."""
+    path = Path(path)
+    if any((path / f).is_file() for f in _TOKENIZER_FILES):
+        return path
+    if path.resolve().parent == ASSETS.resolve():
+        return BUILTIN_MODELS["builtin"]
+    return path
+
+
 def weights_stamp(model: str | os.PathLike | None) -> list:
     """(name, size, mtime) of a model directory's safetensors files: a cheap fingerprint of its weights, used
     in stage keys so that a cached stage is recomputed when the model's weights change."""
@@ -156,7 +167,7 @@ def load(
     if (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
         return _load_adapter(path, str(model), dtype, device, allow_pickle, trust_remote_code)
     _check_weights(path, allow_pickle)
-    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+    if not any((tokenizer_dir(path) / f).is_file() for f in _TOKENIZER_FILES):
         raise ModelLoadError(f"'{path}' has no tokenizer files ({', '.join(_TOKENIZER_FILES)})")
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -164,7 +175,8 @@ def load(
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(path), local_files_only=True,
+                                                  trust_remote_code=trust_remote_code)
         net = AutoModelForCausalLM.from_pretrained(
             path,
             dtype=torch_dtype,

@@ -23,7 +23,7 @@ import torch
 from pydantic import Field, model_validator
 
 from underdog.config import Strict
-from underdog.lm.load import ASSETS, LM, resolve_model_path
+from underdog.lm.load import ASSETS, LM, resolve_model_path, tokenizer_dir
 from underdog.pretrain.card import earlier_record, write_model_card
 from underdog.pretrain.tokenizer import OPTIONS
 from underdog.runs import Run, atomic_write_json, environment
@@ -67,7 +67,7 @@ class PretrainRecipe(Strict):
     final_probe_per_split: int = Field(200, gt=0)
     save_every: int = Field(200, gt=0)
     icl_budget: int = Field(768, gt=0)  # tokens of documents + question in the probe's ICL prompts
-    icl_context: Literal["retrieved", "documents"] = "retrieved"  # the probe's ICL prompts (methods.icl)
+    icl_context: Literal["retrieved", "documents"] = "retrieved"  # the probe's ICL prompts (tasks.icl)
     mix: dict[str, float] | None = None  # passed to world.episodes.pretraining_texts
     # False: no loss on the contexts of episodes and drills (world.drills.context_and_answers), only on the
     # lines that answer them; each unit then trains as its own packed example
@@ -257,7 +257,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     if recipe.init_from or recipe.tokenizer_from:
         source = resolve_model_path(recipe.init_from or recipe.tokenizer_from)
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir(source))
         if recipe.line_space and not {"line_space", "caseless"} & set(tokenizer_options(tokenizer)):
             tokenizer = with_line_space(tokenizer)
             log(f"{source}'s tokenizer now starts every line with a space (line_space)")
@@ -316,7 +316,7 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     choice = aux_loss = None
     if recipe.choice_loss:
-        from underdog.methods.icl import default_budget
+        from underdog.tasks.icl import default_budget
         from underdog.pretrain.choice import ChoiceLoss, choice_questions
 
         questions = choice_questions(tokenizer, recipe.seed + 70_001, recipe.choice_worlds, recipe.choice_per_world,
