@@ -23,9 +23,9 @@ import torch
 
 def train_arm(examples: list[dict], steps: int, seed: int, tmp: Path) -> dict:
     from underdog.methods.finetune import finetune
-    from underdog.methods.generalization import FinetuneSettings
+    from underdog.methods.generalization import FINETUNE
 
-    _, summary = finetune("builtin", examples, FinetuneSettings(max_steps=steps), seed=seed, device="cpu")
+    _, summary = finetune("builtin", examples, FINETUNE.model_copy(update={"max_steps": steps}), seed=seed, device="cpu")
     return summary
 
 

@@ -38,6 +38,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           "ICL vs fine-tuning vs augmented fine-tuning, by split (Lampinen et al. 2025)"),
     Study("aspire", "underdog.methods.aspire", "ASPIRE selective prediction: learned self-evaluation vs baselines"),
     Study("explain", "underdog.methods.explain", "Orca 2 explanation tuning: teacher -> student, cautious reasoning"),
+    Study("tools", "underdog.methods.tools", "Toolformer-style tool use: small model + calculator vs larger model"),
     Study("align", "underdog.methods.align", "DPO (TRL) and learned abstention vs ASPIRE on the same questions"),
     Study("train", "underdog.methods.sft", "supervised fine-tuning on JSONL (LoRA, prompt, full); saves a loadable model", demo=False),
     Study("scale", "underdog.methods.scale", "emergence and scaling: a model family, sharp vs smooth metrics, fitted laws"),

@@ -3,7 +3,7 @@ prompt (ICL) versus trained into the weights?
 
 setup: a world (generated from a seed, or a user's ``documents.jsonl`` + ``questions.jsonl``) and a model.
 Each method is one cached, resumable stage that answers every test question by scoring its choices:
-``none`` (no documents: the floor), ``icl`` (documents in context; see ``methods.icl``), ``ft`` / ``ft-lora``
+``none`` (no documents: the floor), ``icl`` (documents in context; see ``tasks.icl``), ``ft`` / ``ft-lora``
 (fine-tuned on the documents, nothing in context; ``methods.finetune``), ``aug-local`` / ``aug-global`` /
 ``aug-both`` (fine-tuned on documents + the model's own in-context augmentations; ``methods.augment``, whose
 generations are stages of their own, saved as JSONL). The fine-tuned arms are independent stages, trained
@@ -51,7 +51,7 @@ class GeneralizationRecipe(Strict):
     out: str = "runs/generalization"
     max_per_split: int | None = Field(None, gt=0)  # subsample questions per split (seeded)
     icl_budget: int | None = Field(None, gt=0)  # tokens for documents + question; default: model window - 64
-    # what ICL puts in context (methods.icl); "support" (the support facts' sentences alone) is a diagnostic
+    # what ICL puts in context (tasks.icl); "support" (the support facts' sentences alone) is a diagnostic
     icl_context: Literal["retrieved", "documents", "support"] = "retrieved"
     batch_size: int = Field(16, gt=0)
     generate_batch_size: int = Field(64, gt=0)  # prompts per augmentation batch (x beams rows): 2x faster than 16
@@ -118,7 +118,7 @@ def run_none(lm, documents, questions, recipe) -> dict:
 
 
 def run_icl(lm, documents, questions, recipe) -> dict:
-    from underdog.methods.icl import RETRIEVED_SENTENCES, default_budget, icl_contexts
+    from underdog.tasks.icl import RETRIEVED_SENTENCES, default_budget, icl_contexts
     from underdog.world.retrieve import split_sentences
 
     budget = recipe.icl_budget or default_budget(lm.max_length)
@@ -186,7 +186,7 @@ def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
 def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
     from underdog.methods import augment
     from underdog.methods.finetune import split_sentences
-    from underdog.methods.icl import default_budget
+    from underdog.tasks.icl import default_budget
     from underdog.tasks.io import write_jsonl
 
     seed, beams = recipe.seed or 0, augment_settings(kind, recipe)["beams"]

@@ -81,13 +81,16 @@ def trainable_parameters(model: Any) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_trained(model: Any, out_dir: str | os.PathLike, tokenizer: Any = None) -> Path:
-    """Save the trained model (only the adapter for a PEFT model) as safetensors, atomically."""
+def save_trained(model: Any, out_dir: str | os.PathLike, tokenizer: Any = None,
+                 state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Save the trained model (only the adapter for a PEFT model) as safetensors, atomically; ``state_dict``
+    (the full one gathered from a sharded model) replaces the model's own."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".tmp_{out_dir.name}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
+    extra = {} if state_dict is None else {"state_dict": state_dict}
+    model.save_pretrained(tmp, safe_serialization=True, **extra)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
     if out_dir.exists():

@@ -1,6 +1,7 @@
 """The training loop: masked next-token loss on accelerate, with grad accumulation, packing and checkpoints.
 
-``train(model, tokenizer, examples, TrainConfig(...))`` tokenizes the examples (``data.py``), optionally packs
+``train(model, tokenizer, examples, TrainConfig(...))`` (the one training config, ``underdog.config.TrainConfig``,
+which recipes embed as their training section) tokenizes the examples (``data.py``), optionally packs
 them, puts an adapter on the model (``adapters.py``), and runs AdamW with warmup and a cosine or constant
 schedule. The loss of an optimizer step is the mean over every target token of the *global* batch (all
 micro-batches of the accumulation, on all processes): each micro-batch backpropagates its *summed* token loss,
@@ -10,12 +11,13 @@ So batch 8 x accum 1, batch 1 x accum 8 and batch 2 x 2 processes x accum 2 take
 comes from a ``torch.Generator`` seeded with ``seed + epoch``. Checkpoints (``accelerator.save_state`` plus
 ``trainer_state.json``) are written to a temporary folder renamed to ``output_dir/checkpoints/step_N``, so a
 killed run never leaves a half checkpoint that looks complete; ``resume=True`` loads the latest one and skips
-the micro-batches already consumed in its epoch, reproducing the uninterrupted loss curve.
+the micro-batches already consumed in its epoch, reproducing the uninterrupted loss curve. Under FSDP the model
+stays sharded and every process helps gather its full state dict (``TrainResult.state_dict``, for saving);
+DeepSpeed, whose engine owns the gradients the token-mean scaling must reach, is refused.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -32,62 +34,16 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
-from underdog.train.adapters import ADAPTER_KINDS, apply_adapter, is_peft, is_prompt_learning, save_trained
+from underdog.config import TrainConfig
+from underdog.train.adapters import apply_adapter, is_peft, is_prompt_learning, save_trained
 from underdog.train.data import IGNORE_INDEX, collate, pack_examples, tokenize_examples
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 _DATA_ORDER_FIELDS = ("batch_size", "grad_accum", "seed", "packing", "max_length", "completion_only")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that shapes a training run. ``batch_size`` is per device; the global batch is
-    ``batch_size * processes * grad_accum``. ``max_steps`` (optimizer steps), when set, overrides ``epochs``."""
-
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    epochs: float = 1.0
-    max_steps: int | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    packing: bool = False
-    completion_only: bool = True
-    warmup_ratio: float = 0.0
-    lr_schedule: str = "cosine"  # "cosine" (to min_lr_ratio * lr) or "constant"
-    min_lr_ratio: float = 0.0
-    seed: int = 0
-    adapter: str = "full"  # "full" | "lora" | "prompt"
-    adapter_options: dict[str, Any] = field(default_factory=dict)
-    log_every: int = 10
-    save_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end (needs output_dir)
-    output_dir: str | None = None
-    bf16: bool | str = "auto"  # "auto" = bf16 on CUDA (when supported) only
-    max_grad_norm: float | None = 1.0
-
-    def __post_init__(self) -> None:
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
-        if self.adapter not in ADAPTER_KINDS:
-            raise ValueError(f"adapter must be one of {ADAPTER_KINDS}, got {self.adapter!r}")
-        if self.bf16 not in (True, False, "auto"):
-            raise ValueError(f"bf16 must be true, false or 'auto', got {self.bf16!r}")
-        for name in ("batch_size", "grad_accum", "max_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is None and self.epochs <= 0:
-            raise ValueError("set epochs > 0 or max_steps")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-
-    def mixed_precision(self) -> str:
-        if self.bf16 == "auto":
-            return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-        return "bf16" if self.bf16 else "no"
 
 
 @dataclass
@@ -98,6 +54,8 @@ class TrainResult:
     wall_time_s: float  # in this call
     final_step: int
     model: Any = field(default=None, repr=False)  # the trained model (a PeftModel for adapters), in eval mode
+    # FSDP / DeepSpeed: ``model`` stays sharded; this is its full state dict (on the main process; None elsewhere)
+    state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -161,8 +119,15 @@ def _check_resumable(state: dict, config: TrainConfig, processes: int, checkpoin
         raise ValueError(f"cannot resume from {checkpoint}: the data order would change ({'; '.join(changed)})")
 
 
+def mixed_precision(config: TrainConfig) -> str:
+    """accelerate's ``mixed_precision`` for ``config.bf16`` ("auto": bf16 on a CUDA device that supports it)."""
+    if config.bf16 == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if config.bf16 else "no"
+
+
 def _make_accelerator(config: TrainConfig) -> Accelerator:
-    kwargs = {"gradient_accumulation_steps": config.grad_accum, "mixed_precision": config.mixed_precision()}
+    kwargs = {"gradient_accumulation_steps": config.grad_accum, "mixed_precision": mixed_precision(config)}
     try:
         return Accelerator(**kwargs)
     except ValueError as err:  # a single-process state initialised earlier with another mixed precision
@@ -228,7 +193,7 @@ def train(
     set_seed(config.seed)
 
     if not is_peft(model):
-        options = dict(config.adapter_options)
+        options = config.adapter_kwargs()
         if config.adapter == "prompt" and options.get("init_text"):
             options.setdefault("tokenizer", tokenizer)
         model = apply_adapter(model, config.adapter, **options)
@@ -250,6 +215,10 @@ def train(
         generator=torch.Generator().manual_seed(config.seed),
     )
     optimizer = _optimizer(model, config)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise NotImplementedError(
+            "DeepSpeed keeps the gradients inside its engine, where the loop's global token-mean scaling cannot "
+            "reach them; use the DDP or FSDP config (configs/accelerate/)")
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
     steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
@@ -263,7 +232,7 @@ def train(
         accelerator.print(f"resuming from {checkpoint} (step {state['step']})")
     elif resume:
         accelerator.print(f"no checkpoint in {config.output_dir}; starting from scratch")
-    state["config"] = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    state["config"] = config.model_dump(mode="json", exclude={"adapter_options"})
     state["config"]["adapter_options"] = repr(config.adapter_options)
     state["processes"] = accelerator.num_processes
 
@@ -336,10 +305,12 @@ def train(
 
     if config.output_dir and last_saved != state["step"]:
         _save_checkpoint(accelerator, config.output_dir, state)
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    full_state = accelerator.get_state_dict(model) if sharded else None  # a collective: every process gathers
     model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     model.eval()
     if config.output_dir and accelerator.is_main_process:
-        save_trained(model, Path(config.output_dir) / "final", tokenizer)
+        save_trained(model, Path(config.output_dir) / "final", tokenizer, state_dict=full_state)
     accelerator.wait_for_everyone()
     if own_accelerator:
         accelerator.free_memory()
@@ -350,4 +321,5 @@ def train(
         wall_time_s=wall,
         final_step=state["step"],
         model=model,
+        state_dict=full_state if accelerator.is_main_process else None,
     )
