@@ -112,7 +112,7 @@ pool), to read facts in its context and reason over them. It knows no real-world
 
 ## In-context probe of the final model (fresh evaluation-pool world, seed 99001; 4 choices, chance 0.25)
 
-| split | ICL ({recipe.icl_context} context, `methods.icl`) | no context |
+| split | ICL ({recipe.icl_context} context, `tasks.icl`) | no context |
 |---|---|---|
 {rows}{kinds}{lookup_line}
 

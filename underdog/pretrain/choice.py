@@ -4,7 +4,7 @@ Next-token loss on true text never pushes a false continuation down: after "Pedi
 "Virsams are more thick than pedids" can leave "less thick than virsams" no likelier than "more thick than
 virsams", and the evaluation picks the choice with the highest summed log-prob. ``ChoiceLoss`` draws questions
 of pretraining-pool worlds (never an evaluation word), puts each in the evaluation's own prompt (its retrieved
-neighbourhood, ``methods.icl.retrieved_contexts``), scores every choice as ``tasks.choice.score_choices`` does
+neighbourhood, ``tasks.icl.retrieved_contexts``), scores every choice as ``tasks.choice.score_choices`` does
 (" " + choice, split the lm-evaluation-harness way) but with gradients, and returns the cross-entropy of the
 softmax over each question's summed choice log-probs. ``underdog pretrain`` adds ``choice_loss`` times it to
 every optimizer step (``train(aux_loss=...)``).
@@ -48,7 +48,7 @@ def choice_questions(tokenizer, seed: int, n_worlds: int, per_world: int, budget
     """``per_world`` questions from each of ``n_worlds`` pretraining-pool worlds, shuffled: a split drawn
     uniformly (or by ``split_weights``, default 1, over the world's splits), then a question of it, a kind
     weighted by ``kind_weights`` (default 1)."""
-    from underdog.methods.icl import retrieved_contexts
+    from underdog.tasks.icl import retrieved_contexts
     from underdog.world.episodes import pretrain_worlds
 
     weights_of, split_weights = dict(kind_weights or {}), dict(split_weights or {})

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from underdog.lm.load import LM
 from underdog.lm.score import encode_pair, score_tokens
-from underdog.methods.icl import icl_contexts
+from underdog.tasks.icl import icl_contexts
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
 
 PROBE_SPLITS = ("forward", "reversal", "syllogism", "two_hop")
@@ -47,7 +47,7 @@ class IclProbe:
             self.questions += rng.sample(qs, min(per_split, len(qs)))
         self.documents = world.documents
         self.budget = budget
-        self.context = context  # "retrieved" or "documents" (methods.icl)
+        self.context = context  # "retrieved" or "documents" (tasks.icl)
 
     def answers(self, lm: LM, with_context: bool = True, batch_size: int = 32) -> list[bool]:
         """Whether each probe question was answered correctly (in ``self.questions`` order)."""

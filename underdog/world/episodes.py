@@ -9,7 +9,7 @@ splits; ``icl_facts``: fact-sentence contexts only; ``icl_docs``: document conte
 among distractor documents up to ~450 words, as in ``underdog generalization``; ``icl_hard``: fact contexts that
 also state facts about every wrong option, so no option can be told apart by whether it appears in context;
 ``icl_dense``: a context, then every question it answers, 8-16; ``icl_infer``: the same contexts, then
-"Infer:"/"Reverse:" rewrites of their facts; ``icl_near``: the retrieved contexts of ``methods.icl``, question
+"Infer:"/"Reverse:" rewrites of their facts; ``icl_near``: the retrieved contexts of ``tasks.icl``, question
 neighbourhoods one sentence a line, then many questions; ``icl_near_focus``: the same around comparison and family
 questions; ``icl_pairs``: comparison, family and category facts each naming its entities only once, then their
 forward, rephrased and reversed questions; ``icl_pairs_compare``: comparisons alone; ``icl_pairs_flip``: their
@@ -244,7 +244,7 @@ def dense_episode(world: World, rng: random.Random, doc_words: tuple[int, int] =
 def near_episode(world: World, rng: random.Random, k: tuple[int, int] = (8, 32), n_seeds: tuple[int, int] = (1, 3),
                  n_questions: tuple[int, int] = (6, 14), max_sentences: int = 40,
                  focus: tuple[str, ...] = (), splits: tuple[str, ...] = ()) -> Episode:
-    """A context shaped like underdog's retrieved ICL prompts (``methods.icl``): the lexical neighbourhoods
+    """A context shaped like underdog's retrieved ICL prompts (``tasks.icl``): the lexical neighbourhoods
     (``world.retrieve``) of 1-3 questions, one sentence a line, usually nearest first; then the questions and
     others the context answers. A neighbourhood holds the premises among the facts sharing their words, the
     hardest distractors a world has, so every answer line trains binding the right ones. ``focus``: question
