@@ -158,9 +158,10 @@ def test_study_runs_end_to_end_and_resumes_stage_two(llama_dir, gpt2_dir, tmp_pa
         "dev": str(tmp_path / "dev.jsonl"), "test": str(tmp_path / "test.jsonl"), "out": str(out), "device": "cpu",
         "max_new_tokens": 4, "n_boot": 20, "baseline_samples": 2, "batch_size": 4,
         "tune": {"adapter": "prompt", "epochs": 1, "batch_size": 4, "num_virtual_tokens": 2, "max_length": 128},
-        "samples": {"k": 2, "chunk": 5}, "selfeval": {"epochs": 1, "soft_tokens": 2}})
+        "samples": {"k": 2, "chunk": 5}, "selfeval": {"epochs": 1, "soft_tokens": 2}, "save_model": True})
     logs: list[str] = []
     results = run_aspire(recipe, log=logs.append)
+    assert (out / "model" / "adapter_config.json").is_file() and (out / "model" / "theta_s.safetensors").is_file()
     metrics = results["metrics"]
     for method in ("aspire", "perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval"):
         for m in ("accuracy", "auroc", "auacc", "acc@50", "acc@80", "acc@90", "prr"):

@@ -30,7 +30,7 @@ def study(tmp_path_factory, llama_dir):
     recipe = ExplainRecipe(student=str(llama_dir), out=str(out), device="cpu", sizes={"train": 3, "dev": 2, "test": 2},
                            categories=["family_2hop", "arithmetic_2step", "family_1hop", "arithmetic_1step"],
                            strategies=["direct", "step_by_step"], strategies_dir=str(mine),
-                           trial=TINY, train=TINY, max_new_tokens=12)
+                           trial=TINY, train=TINY, max_new_tokens=12, save_model=True)
     logs: list[str] = []
     results = run_explain(recipe, log=logs.append)
     return recipe, results, out, logs
@@ -144,3 +144,11 @@ def test_config_errors_are_one_line():
     from underdog.cli import main
 
     assert main(["explain", "select_by=sometimes"]) == 2
+
+
+def test_save_model_keeps_the_explanation_tuned_student(study):
+    from underdog.lm import load
+
+    _, results, out, _ = study
+    kept = load(out / "model", device="cpu")  # loadable, with its card
+    assert kept.model.config.num_hidden_layers >= 1 and "explain" in (out / "model" / "README.md").read_text()

@@ -226,3 +226,27 @@ def test_each_splits_subsample_is_independent_of_the_other_splits(small_world, t
     assert [q["id"] for q in after if q["split"] == "holdout"] != [q["id"] for q in before if q["split"] == "holdout"]
     for split in ("rephrasing", "reversal", "syllogism", "two_hop"):
         assert [q["id"] for q in after if q["split"] == split] == [q["id"] for q in before if q["split"] == split]
+
+
+def test_save_model_keeps_the_best_fine_tuned_arm_loadable(llama_dir, tmp_path, small_world):
+    """`save_model: true`: the best fine-tuned arm lands in <out>/model; loaded back, it answers the test
+    questions exactly as it did inside the study; and the flag re-runs only the arms it changes."""
+    from underdog.lm import load
+    from underdog.methods.generalization import GeneralizationRecipe, answer_questions, run_generalization
+    from underdog.world import write_world
+
+    write_world(small_world, tmp_path / "world")
+    base = {"model": str(llama_dir), "world": str(tmp_path / "world"), "out": str(tmp_path / "run"),
+            "methods": ["none", "ft-lora"], "max_per_split": 4, "device": "cpu", "lanes": 1,
+            "lora": {"epochs": 1, "batch_size": 8, "max_length": 64}}
+    run_generalization(GeneralizationRecipe.model_validate(base), log=lambda m: None)
+    results = run_generalization(GeneralizationRecipe.model_validate({**base, "save_model": True}),
+                                 log=lambda m: None)
+    assert results["timing"]["skipped_stages"] == ["none"]  # only the arm that saves a model re-ran
+    kept = load(tmp_path / "run" / "model", device="cpu")
+    assert (tmp_path / "run" / "model" / "adapter_config.json").is_file()
+    stage = json.loads((tmp_path / "run" / "stages" / "ft-lora" / "result.json").read_text())["result"]
+    by_id = {q["id"]: q for q in small_world.questions}
+    questions = [by_id[a["id"]] for a in stage["answers"]]
+    again = answer_questions(kept, questions, [q["question"] for q in questions], batch_size=8)
+    assert [a["pred"] for a in again] == [a["pred"] for a in stage["answers"]]

@@ -85,6 +85,7 @@ class AspireRecipe(Strict):
     alpha: float | None = Field(None, ge=0, le=1)  # None: tuned on dev (0.25 without a dev split)
     baseline_samples: int = Field(5, gt=1)  # sampled answers per test question for the entropy baselines
     n_boot: int = Field(1000, gt=0)
+    save_model: bool = False  # keep θp (PEFT adapter) + θs (theta_s.safetensors) in <out>/model
 
     @model_validator(mode="after")
     def _data(self) -> AspireRecipe:
@@ -120,6 +121,13 @@ def run_tune(lm, items: list[dict], recipe: AspireRecipe, tmp: Path) -> dict:
     examples = [{"prompt": qa_prompt(q), "completion": qa_completion(q["answers"][0])} for q in items]
     result = train(lm.model, lm.tokenizer, examples, config)
     model = result.model
+    if recipe.save_model:  # θp as a PEFT adapter that underdog.lm.load and plain PEFT read
+        from underdog.train.save import save_model, stage_model_card
+
+        card = stage_model_card(recipe.model, s.adapter, "aspire", "θp (task-tuned)",
+                                s.model_dump(exclude={"output_dir"}), {"steps": result.final_step,
+                                                                        "losses": result.losses})
+        save_model(model, lm.tokenizer, tmp / "model", base_model=recipe.model, card=card)
     if s.adapter == "prompt":
         prefix = model.get_prompt_embedding_to_save(model.active_adapter).detach().float().cpu()
         save_file({"prefix": prefix.contiguous()}, str(tmp / "prefix.safetensors"))
@@ -287,7 +295,8 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
     base_key = {"model": recipe.model, "info": lm.info, "weights": weights_stamp(lm.path), "seed": recipe.seed,
                 "max_new_tokens": recipe.max_new_tokens, "stop_at_period": recipe.stop_at_period}
     tune_key = {**base_key, "tune": recipe.tune.stage_key(), "train": hash_inputs(data["train"])}
-    run.stage("tune", tune_key, lambda tmp: run_tune(lm, data["train"], recipe, tmp))
+    run.stage("tune", {**tune_key, **({"save_model": True} if recipe.save_model else {})},  # later stages: same θp
+              lambda tmp: run_tune(lm, data["train"], recipe, tmp))
     tuned = load_tuned(lm, run.stage_dir("tune"))
     sample_key = {"tune": hash_inputs(tune_key), "samples": recipe.samples.model_dump(), "gamma_hat": recipe.gamma_hat}
     sampled = []
@@ -315,6 +324,14 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
 
     judge_info = run.stage("selfeval", judge_key, learn)
     judge = SoftJudge.load(run.stage_dir("selfeval") / "theta_s.safetensors", lm.device)
+    if recipe.save_model:
+        import shutil
+
+        from underdog.train.save import keep_model
+
+        kept = keep_model(run.stage_dir("tune") / "model", run.dir / "model")
+        shutil.copy(run.stage_dir("selfeval") / "theta_s.safetensors", kept / "theta_s.safetensors")
+        log(f"save_model: θp adapter + θs -> {kept}")
     infer_key = {**judge_key, "infer": [recipe.gamma, recipe.baseline_samples, recipe.batch_size,
                                         recipe.max_new_tokens, recipe.stop_at_period]}
     main = {split: run.stage(f"infer-{split}", {**infer_key, "items": hash_inputs(data[split])},

@@ -74,6 +74,7 @@ class ExplainRecipe(Strict):
     teacher: str = "world"  # world | api | builtin | a local HF model directory
     student: str = "builtin"
     compare_model: str | None = None  # a larger model answering the test questions untuned (the verdict's arm)
+    save_model: bool = False  # keep the explanation-tuned student in <out>/model (underdog.lm.load-able)
     tasks: str = "builtin"  # builtin | a JSONL file of {id, prompt, answer, category?, group?, split?, aliases?}
     seed: int = 0
     out: str = "runs/explain"
@@ -273,6 +274,12 @@ def run_student(variant: str, recipe: ExplainRecipe, items: list[dict], teacher_
         examples = chat_examples([by_id[r["id"]] for r in kept], texts, recipe.system_message)
         write_jsonl(tmp / "train_examples.jsonl", examples)
         lm, training = finetune(recipe.student, examples, recipe.train, seed=recipe.seed, device=recipe.device)
+        if recipe.save_model and variant == "explanations":
+            from underdog.train.save import save_model, stage_model_card
+
+            card = stage_model_card(recipe.student, recipe.train.adapter, "explain", variant,
+                                    recipe.train.model_dump(exclude={"output_dir"}), training)
+            save_model(lm.model, lm.tokenizer, tmp / "model", base_model=recipe.student, card=card)
     records = student_answers(lm, test, [recipe.system_message] * len(test), recipe)
     write_jsonl(tmp / "predictions.jsonl", records)
     return {"records": records, "training": training}
@@ -338,9 +345,16 @@ def run_explain(recipe: ExplainRecipe, log: Callable[[str], None] = print) -> di
         if variant != "base":
             key.update(teacher=hash_inputs(taught["records"]), train=recipe.train.stage_key(),
                        filter=recipe.filter_incorrect)
+        if recipe.save_model and variant == "explanations":
+            key["save_model"] = True
         outputs[variant] = run.stage(f"student-{variant}", key,
                                      lambda tmp, v=variant: run_student(v, recipe, items, taught["records"], tmp))
         log(f"{variant}: accuracy {sum(r['correct'] for r in outputs[variant]['records']) / len(outputs[variant]['records']):.3f}")
+    if recipe.save_model and "explanations" in outputs:
+        from underdog.train.save import keep_model
+
+        keep_model(run.stage_dir("student-explanations") / "model", run.dir / "model")
+        log(f"save_model: the explanation-tuned student -> {run.dir / 'model'}")
     if recipe.compare_model:
         key = {"variant": "compare", "tasks": select_key["tasks"], "model": recipe.compare_model,
                "weights": weights_stamp(recipe.compare_model), "system": recipe.system_message,

@@ -69,6 +69,7 @@ class GeneralizationRecipe(Strict):
     global_beams: int = Field(3, gt=0)  # beams per aug-global prompt; the best non-junk candidate is kept (seed 7,
     # 256 linked prompts: 4 beams 134 true conclusions, 3 beams 132 in 0.65x the time, 2 beams 123)
     lanes: int | None = Field(None, gt=0)  # fine-tuning arms trained at once (worker processes); None: 2 on CPU, 1 on GPU
+    save_model: bool = False  # keep the best fine-tuned arm's model in <out>/model (underdog.lm.load-able)
     compare_model: str | None = None  # a larger model answering the same questions with `compare_methods`
     compare_methods: list[str] = ["none", "icl"]  # methods that train nothing (run in this process)
     augmented_budget: float | None = Field(2.0, gt=0)  # aug-* arms train on this many times ft's tokens (their
@@ -159,6 +160,12 @@ def run_finetuned(method: str, documents, questions, recipe, augmentations: list
             settings.epochs, plain, examples, recipe.augmented_budget, lm.tokenizer)})
     lm, training = finetune(lm, examples, settings, seed=recipe.seed or 0)
     answers = answer_questions(lm, questions, [q["question"] for q in questions], recipe.batch_size)
+    if recipe.save_model:
+        from underdog.train.save import save_model, stage_model_card
+
+        card = stage_model_card(recipe.model, settings.adapter, "generalization", method,
+                                settings.model_dump(exclude={"output_dir"}), training)
+        save_model(lm.model, lm.tokenizer, workdir / "model", base_model=recipe.model, card=card)
     return {"answers": answers, "training": {**training, "epochs": settings.epochs}}
 
 
@@ -270,15 +277,32 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
                       split=recipe.split_sentences, augmentations=hash_inputs(extra))
         if extra:
             inputs["augmented_budget"] = recipe.augmented_budget
+        if recipe.save_model:
+            inputs["save_model"] = True
         jobs.append((len(extra), method, inputs, partial(run_finetuned, method, documents, questions, recipe, extra)))
     jobs.sort(key=lambda job: -job[0])  # most augmentations (longest training) first
     outputs.update(run.stages_in_lanes([job[1:] for job in jobs], fine_tuning_lanes(recipe)))
     outputs = {m: outputs[m] for m in recipe.methods}
     compare = run_compare(recipe, run, documents, questions, data_key, log) if recipe.compare_model else {}
+    if recipe.save_model:
+        keep_best_model(recipe, run, outputs, log)
     summaries = {kind: {"counts": aug["counts"], "truth": aug["truth"], "sample": aug["augmentations"][:6],
                         "file": str(run.stage_dir(f"augment-{kind}") / f"augmentations_{kind}.jsonl")}
                  for kind, aug in augmented.items()}
     return write_generalization_results(run, recipe, outputs, source, lm, summaries, questions, compare)
+
+
+def keep_best_model(recipe: GeneralizationRecipe, run: Run, outputs: dict, log) -> None:
+    """``save_model``: the fine-tuned arm with the most test questions right, copied to ``<out>/model``."""
+    from underdog.train.save import keep_model
+
+    trained = [m for m in outputs if "training" in outputs[m]]
+    if not trained:
+        log("save_model: no fine-tuned arm in `methods`, nothing to keep")
+        return
+    best = max(trained, key=lambda m: sum(a["correct"] for a in outputs[m]["answers"]))
+    keep_model(run.stage_dir(best) / "model", run.dir / "model")
+    log(f"save_model: the {best} model -> {run.dir / 'model'}")
 
 
 def run_compare(recipe: GeneralizationRecipe, run: Run, documents, questions, data_key: str, log) -> dict:

@@ -111,3 +111,27 @@ def model_card(*, base_model: str, base_path: str | os.PathLike, adapter: str, m
         lines += ["Loss by optimizer step (mean token cross-entropy of the step's batch):", "",
                   "| step | loss |", "|---|---|", *(f"| {s} | {v:.4f} |" for s, v in shown), ""]
     return "\n".join(lines)
+
+
+def keep_model(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Copy a saved model folder (a stage's ``model/``) to ``out_dir`` (a study's ``<out>/model``), atomically:
+    the study's best adapted model, kept where a user finds it and loadable as ``underdog.lm.load(out_dir)``."""
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.is_dir():
+        raise UnderdogError(f"no saved model at {source} (was the stage run with save_model: true?)")
+    tmp = out_dir.with_name(f".tmp_{out_dir.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def stage_model_card(base_model: str, adapter: str, study: str, arm: str, settings: Mapping[str, Any],
+                     training: Mapping[str, Any]) -> str:
+    """The card of a model a study trained in one of its stages (``save_model: true``)."""
+    base_path = resolve_model_path(base_model)
+    return model_card(base_model=base_model, base_path=base_path, adapter=adapter, merged=False,
+                      data={"study": study, "arm": arm}, settings=settings, training=training,
+                      title=f"{study}: the {arm} model (underdog)")
