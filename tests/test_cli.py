@@ -107,3 +107,22 @@ def test_report_rebuilds_from_results_json_and_a_folder_of_runs_gets_the_verdict
     assert page.startswith("# Verdict") and page.count("**yes**") == 2
     assert (tmp_path / "runs" / "verdict.png").stat().st_size > 1000
     assert main(["report", str(tmp_path / "empty")]) == 2
+
+
+def test_reports_export_the_lm_eval_layout_and_read_an_lm_eval_file(toy_study, tmp_path):
+    from pathlib import Path
+
+    from underdog.report.lmeval import from_lm_eval
+
+    assert main(["toy", "--out", str(tmp_path / "run")]) == 0
+    exported = json.loads((tmp_path / "run" / "results_lm_eval.json").read_text())
+    assert exported["results"]["toy"]["score,none"] == pytest.approx(0.1)
+    assert from_lm_eval(exported)["metrics"]["toy/score"]["value"] == pytest.approx(0.1)
+    real = Path(__file__).parent / "report" / "data" / "lm_eval_results.json"
+    copy = tmp_path / "lm_eval_results.json"
+    copy.write_text(real.read_text())
+    assert main(["report", str(copy)]) == 0
+    text = (tmp_path / "lm_eval_results.report.md").read_text()
+    assert text.startswith("# lm-eval") and "| metric | value [95% CI] |" in text
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    assert main(["report", str(tmp_path / "junk.json")]) == 2

@@ -1,5 +1,6 @@
 """Selective prediction metrics: AUROC equals sklearn, AUACC and friends match hand-computed values, ties do
-not depend on input order, bootstrap intervals bracket the value, and the plot is written."""
+not depend on input order, bootstrap intervals bracket the value, and the plot is written. ECE matches hand
+values and a reference loop, refuses non-probabilities, and joins selective_metrics only when asked."""
 
 import numpy as np
 import pytest
@@ -10,8 +11,12 @@ from underdog.eval.selective import (
     accuracy_coverage_curve,
     auacc,
     auroc,
+    choice_confidence,
+    ece,
     plot_accuracy_coverage,
+    plot_reliability,
     prr,
+    reliability_bins,
     selective_metrics,
 )
 
@@ -66,3 +71,70 @@ def test_selective_metrics_have_intervals_around_the_value(tmp_path):
     assert m["accuracy"]["value"] == pytest.approx(correct.mean())
     plot_accuracy_coverage({"a": (scores, correct), "b": (-scores, correct)}, tmp_path / "p.png", title="t")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def _reference_ece(probs, correct, n_bins):
+    """Guo et al.'s loop: bins (lo, hi] of equal width, weighted |accuracy - confidence|."""
+    probs, correct = np.asarray(probs, float), np.asarray(correct, float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (probs > lo) & (probs <= hi)
+        if inside.any():
+            total += inside.mean() * abs(correct[inside].mean() - probs[inside].mean())
+    return total
+
+
+def test_ece_hand_computed_and_against_a_reference_loop():
+    probs, correct = [0.05, 0.15, 0.95, 0.9, 0.35], [0, 0, 1, 0, 1]  # one item per bin
+    assert ece(probs, correct) == pytest.approx((0.05 + 0.15 + 0.05 + 0.9 + 0.65) / 5)
+    assert ece([0.82, 0.88, 0.85], [1, 1, 0]) == pytest.approx(abs(2 / 3 - 0.85))  # one bin
+    assert ece([0.0, 1.0], [0, 1]) == 0.0  # the edges join the first and last bins
+    rng = np.random.default_rng(3)
+    for n_bins in (1, 5, 10, 15):
+        p = rng.uniform(size=500)
+        c = rng.integers(0, 2, 500)
+        assert ece(p, c, n_bins) == pytest.approx(_reference_ece(p, c, n_bins), abs=1e-12)
+
+
+def test_ece_separates_calibrated_from_overconfident():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=20000)
+    assert ece(p, rng.uniform(size=20000) < p) < 0.02
+    assert ece(np.full(1000, 0.99), np.arange(1000) % 2) == pytest.approx(0.49)
+
+
+def test_ece_refuses_scores_that_are_not_probabilities():
+    with pytest.raises(ValueError, match="probabilities in"):
+        ece([-2.3, -0.1], [0, 1])
+    with pytest.raises(ValueError, match="probabilities in"):
+        selective_metrics([0.5, 1.5], [0, 1], probability=True)
+    with pytest.raises(ValueError, match="n_bins"):
+        ece([0.5], [1], n_bins=0)
+
+
+def test_choice_confidence_is_the_softmax_at_the_picked_choice():
+    conf = choice_confidence([[0.0, np.log(3.0)], [-1.0, -1.0, -1.0, -1.0], [-700.0, -2.0]])
+    assert conf == pytest.approx([0.75, 0.25, 1.0])
+    with pytest.raises(ValueError):
+        choice_confidence([[]])
+
+
+def test_selective_metrics_add_ece_only_for_probabilities(tmp_path):
+    rng = np.random.default_rng(2)
+    p = rng.uniform(size=300)
+    correct = (rng.uniform(size=300) < p ** 2).astype(int)  # overconfident
+    plain = selective_metrics(p, correct, n_boot=100)
+    with_ece = selective_metrics(p, correct, n_boot=100, probability=True, n_bins=10)
+    assert "ece" not in plain
+    assert set(with_ece) == set(plain) | {"ece"}
+    for name in plain:
+        assert with_ece[name] == plain[name]  # same resamples, same values and intervals
+    entry = with_ece["ece"]
+    assert entry["value"] == pytest.approx(ece(p, correct, 10))
+    assert entry["ci95"][0] <= entry["value"] <= entry["ci95"][1] and entry["value"] > 0.1
+    bins = reliability_bins(p, correct, 10)
+    assert sum(b["n"] for b in bins) == 300
+    assert all(b["lo"] < b["confidence"] <= b["hi"] for b in bins)
+    plot_reliability({"raw": (p, correct), "squared": (p ** 2, correct)}, tmp_path / "r.png", title="t")
+    assert (tmp_path / "r.png").stat().st_size > 1000

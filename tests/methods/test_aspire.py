@@ -162,6 +162,9 @@ def test_study_runs_end_to_end_and_resumes_stage_two(llama_dir, gpt2_dir, tmp_pa
     logs: list[str] = []
     results = run_aspire(recipe, log=logs.append)
     assert (out / "model" / "adapter_config.json").is_file() and (out / "model" / "theta_s.safetensors").is_file()
+    for name in ("aspire-judge-only", "ptrue", "selfeval"):  # the probability scores carry their ECE
+        assert 0 <= results["metrics"][f"{name}/ece"]["value"] <= 1
+    assert (out / "reliability.png").stat().st_size > 1000 and (out / "results_lm_eval.json").is_file()
     metrics = results["metrics"]
     for method in ("aspire", "perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval"):
         for m in ("accuracy", "auroc", "auacc", "acc@50", "acc@80", "acc@90", "prr"):

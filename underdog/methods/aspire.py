@@ -383,6 +383,13 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
     for name, s in scores.items():
         for m, entry in selective_metrics(s, correct, n_boot=recipe.n_boot, seed=recipe.seed).items():
             metrics[f"{name}/{m}"] = entry
+    calibration = {}  # the scores that are probabilities of "correct": their expected calibration error
+    for name, column in (("aspire-judge-only", "judge"), ("ptrue", "ptrue"), ("selfeval", "selfeval")):
+        probs = np.exp([r[column] for r in rows])
+        metrics[f"{name}/ece"] = selective_metrics(probs, correct, n_boot=recipe.n_boot, seed=recipe.seed,
+                                                   probability=True)["ece"]
+        calibration[f"{recipe.model}: {name}"] = {"probs": [float(x) for x in probs],
+                                                   "correct": [int(c) for c in correct]}
     best_main = max(BASELINES, key=lambda b: metrics[f"{b}/auacc"]["value"])
     for name in ("aspire", best_main):
         curves[f"{recipe.model}: {name}" + (" (best baseline)" if name != "aspire" else "")] = \
@@ -423,7 +430,7 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
         (f"{recipe.model} + {best_main}", np.c_[scores[best_main], correct]), large, statistic=_auacc_rows,
         n_boot=recipe.n_boot, seed=recipe.seed)
     extra = {"summary": summary, "selfeval_training": judge_info, "model_info": lm.info, "n_test": len(rows),
-             "curves": curves, "stage_seconds": dict(run.timing), "verdict": the_verdict}
+             "curves": curves, "calibration": calibration, "stage_seconds": dict(run.timing), "verdict": the_verdict}
     results = run.write_results("aspire", recipe.model, recipe.task or str(recipe.test), metrics, per_split, extra)
     write_report(run.dir)
     return results

@@ -112,9 +112,13 @@ def study_report(run_dir: str | os.PathLike, results: dict) -> str:
 
 
 def write_report(run_dir: str | os.PathLike) -> str:
-    """Rebuild ``run_dir/report.md`` (and the plots) from ``run_dir/results.json`` alone; returns the text."""
-    from underdog.runs import atomic_write_text
+    """Rebuild ``run_dir/report.md`` (and the plots) from ``run_dir/results.json`` alone, and export the
+    results in lm-evaluation-harness's layout to ``results_lm_eval.json``; returns the report's text."""
+    from underdog.report.lmeval import to_lm_eval
+    from underdog.runs import atomic_write_json, atomic_write_text
 
-    text = study_report(run_dir, read_results(run_dir))
+    results = read_results(run_dir)
+    text = study_report(run_dir, results)
     atomic_write_text(Path(run_dir) / "report.md", text)
+    atomic_write_json(Path(run_dir) / "results_lm_eval.json", to_lm_eval(results))
     return text

@@ -74,10 +74,13 @@ def write(run_dir: Path, results: dict) -> str:
     diff = m.get("aligned_minus_aspire/accuracy_answered")
     verdict = results.get("verdict") or {}
     text = (f"# Alignment: DPO (TRL) and learned abstention vs ASPIRE\n\nModel `{model}`; task {results.get('task')}; "
-            f"{results.get('n_test')} test questions (ASPIRE's, same seed and sizes). Values with 95% bootstrap CIs "
-            f"over questions. ASPIRE and the larger model answer their {s.get('answered')} most confident questions "
-            f"(the aligned model's answered count).\n\n{head}\n" + "\n".join(lines) + "\n\n"
-            + f"Abstention precision (abstained where the base model was wrong): "
+            f"{results.get('n_test')} test questions"
+            + (f" (ASPIRE's: {results.get('aspire_run')}); ASPIRE and the larger model answer their "
+               f"{s.get('answered')} most confident questions (the aligned model's answered count)"
+               if results.get("aspire_run") else "; no ASPIRE run to compare")
+            + f". Values with 95% bootstrap CIs over questions.\n\n{head}\n" + "\n".join(lines) + "\n\n"
+            + f"Abstained on {s.get('n_test', 0) - s.get('answered', 0)} questions. Abstention precision (abstained "
+            f"where the base model was wrong): "
             f"{fmt(m.get('aligned/abstain_precision'))}; recall (share of the base model's wrong answers abstained "
             f"on): {fmt(m.get('aligned/abstain_recall'))}.\n\n"
             + f"Aligned more accurate on what it answers than the base overall: "

@@ -10,7 +10,7 @@ from pathlib import Path
 from underdog.report import fmt
 from underdog.report.verdict import verdict_line
 
-COLUMNS = ("accuracy", "auroc", "auacc", "acc@50", "acc@80", "acc@90", "prr")
+COLUMNS = ("accuracy", "auroc", "auacc", "acc@50", "acc@80", "acc@90", "prr", "ece")
 BASELINES = ("perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval")
 
 
@@ -40,7 +40,7 @@ def _curves(run_dir: Path, results: dict) -> dict[str, tuple[list, list]]:
 
 
 def write(run_dir: Path, results: dict) -> str:
-    from underdog.eval.selective import plot_accuracy_coverage
+    from underdog.eval.selective import plot_accuracy_coverage, plot_reliability
 
     cfg, metrics, summary = results.get("config", {}), results["metrics"], results.get("summary", {})
     model, compare = results.get("model"), cfg.get("compare_model")
@@ -86,4 +86,11 @@ def write(run_dir: Path, results: dict) -> str:
                  f"{judge['first_loss']:.3f} -> {judge['last_loss']:.3f}.\n")
     if curves:
         text += "\n![accuracy-coverage](accuracy_coverage.png)\n"
+    calibration = results.get("calibration") or {}
+    if calibration:
+        plot_reliability({k: (v["probs"], v["correct"]) for k, v in calibration.items()}, run_dir / "reliability.png",
+                         title="Reliability of the probability scores")
+        text += ("\nCalibration (ECE, 10 equal-width bins) of the scores that are probabilities of a correct answer "
+                 "(θs judge, P(True), untrained self-evaluation); `–` for scores that are not probabilities.\n"
+                 "\n![reliability](reliability.png)\n")
     return text

@@ -67,6 +67,7 @@ def _task_plot(run_dir: Path, family: list[dict], task: str, names: list[str], p
         ax.set_xlabel("training FLOPs (6ND)", fontsize=7)
     if pl and task == "names":
         axes[0].plot([p["train_flops"] for p in family], pl["predicted"], "k:", linewidth=1, label="p^L")
+        axes[0].set_title("exact match (dotted: p^L)", fontsize=9)
     axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"{task}: discontinuous (left) vs continuous metrics", fontsize=9)
     fig.tight_layout()
@@ -111,6 +112,8 @@ def _law_plot(run_dir: Path, law: dict, pts: list[dict]) -> str:
 
 
 def _frontier_plot(run_dir: Path, law: dict, pts: list[dict]) -> str:
+    if not law["frontier"]:
+        return ""
     plt = _plt()
     fr = law["frontier"]
     c = [x["compute"] for x in fr]
@@ -147,6 +150,10 @@ def _prompting_plot(run_dir: Path, prompting: dict, shots: int) -> str:
     return "scale_prompting.png"
 
 
+def _image(alt: str, path: str) -> str:
+    return f"![{alt}]({path})" if path else ""
+
+
 def _law_text(law: dict) -> list[str]:
     fit = law["fit"]
     ci = fit.get("ci95") or {}
@@ -160,6 +167,8 @@ def _law_text(law: dict) -> list[str]:
         lines += ["", f"Leave-largest-out: fitted without the largest model, the law predicts its loss at "
                   f"N={h['params']:.3g}, D={h['tokens']:.3g} as {h['predicted']:.4f}; observed {h['observed']:.4f} "
                   f"(error {100 * h['rel_error']:+.1f}%)."]
+    if not law["frontier"]:
+        return lines + ["", f"No compute-optimal frontier: {law.get('frontier_note', 'degenerate law')}."]
     lines += ["", "| compute C | optimal N | optimal D | predicted loss |", "|---|---|---|---|"]
     lines += [f"| {x['compute']:.3g} | {x['params']:.3g} | {x['tokens']:.3g} | {x['loss']:.4f} |"
               for x in law["frontier"]]
@@ -185,19 +194,29 @@ def _emergence_text(emergence: dict) -> list[str]:
                          f"{_g(e['r2_log_linear'])} | {e['rise']:+.3f} | {e['emergent']} | {first} |")
     emergent = [t for t, c in emergence.items() if c["summary"]["emergent_discontinuous"] == "yes"]
     lines.append("")
+
+    def disc(c: dict) -> dict:
+        return c.get("accuracy") or c.get("exact_match")
+
+    unresolved = [t for t, c in emergence.items() if c["summary"]["emergent_discontinuous"].startswith("unres")]
+    if unresolved:
+        lines.append("**Finding:** " + ", ".join(
+            f"{t} (sharpness {disc(emergence[t])['sharpness']:.2f}, rise {disc(emergence[t])['rise']:+.3f}, the jump "
+            f"spans {100 * disc(emergence[t])['jump_span']:.0f}% of the log-compute range)" for t in unresolved)
+            + " jump only across a gap in compute, where no model was measured: sharp-looking, but unresolved.")
     if not emergent:
-        rises = ", ".join(f"{t} {c.get('accuracy', c.get('exact_match'))['rise']:+.3f} (sharpness "
-                          f"{c.get('accuracy', c.get('exact_match'))['sharpness']:.2f})" for t, c in emergence.items())
-        lines.append(f"**Finding:** no task looks emergent under its discontinuous metric (rise and sharpness: "
-                     f"{rises}).")
+        rises = ", ".join(f"{t} {disc(c)['rise']:+.3f} (sharpness {disc(c)['sharpness']:.2f})"
+                          for t, c in emergence.items())
+        lines.append(f"**Finding:** no task looks emergent (resolved) under its discontinuous metric (rise and "
+                     f"sharpness: {rises}).")
     for t in emergent:
         c = emergence[t]
         disc = c.get("accuracy") or c.get("exact_match")
         cont = [n for n, e in c.items() if n != "summary" and e["kind"] == "continuous"]
         smooth = c["summary"]["smooth_continuous"]
         verdict = ("all smooth" if len(smooth) == len(cont) else
-                   f"smooth: {', '.join(smooth) or 'none'}; still sharp: "
-                   f"{', '.join(n for n in cont if n not in smooth)}")
+                   f"smooth: {', '.join(LABELS.get(n, n) for n in smooth) or 'none'}; still sharp: "
+                   f"{', '.join(LABELS.get(n, n) for n in cont if n not in smooth)}")
         lines.append(f"**Finding:** {t} looks emergent under its discontinuous metric (sharpness "
                      f"{disc['sharpness']:.2f}, R^2 {_g(disc['r2_log_linear'])}, rise {disc['rise']:+.3f}); its "
                      f"continuous metrics: {verdict} (" + ", ".join(
@@ -214,7 +233,8 @@ def _fit_only(run_dir: Path, results: dict) -> str:
         lines += ["", f"Predicted loss at N={results['predict'][0]:.4g}, D={results['predict'][1]:.4g}: "
                   f"{fmt(results['metrics'].get('fit/predicted_loss'))}."]
     if pts:
-        lines += ["", f"![law]({_law_plot(run_dir, law, pts)})", f"![frontier]({_frontier_plot(run_dir, law, pts)})"]
+        lines += ["", _image("law", _law_plot(run_dir, law, pts)),
+                  _image("frontier", _frontier_plot(run_dir, law, pts))]
     return "\n".join(lines) + "\n"
 
 
@@ -251,6 +271,10 @@ def write(run_dir: Path, results: dict) -> str:
         plots.append(_task_plot(run_dir, fam, "names", ["exact_match", "token_accuracy", "token_prob",
                                                         "token_edit_distance"], results.get("pl_check")))
     lines += ["", *_emergence_text(results["emergence"]), ""] + [f"![{p}]({p})" for p in plots]
+    own = results.get("emergence_own_family")
+    if own:
+        lines += ["", "### The same analysis on the models in the law fit only (one recipe, one data stream)", "",
+                  *_emergence_text(own)[4:]]
     pl = results.get("pl_check")
     if pl:
         lines += ["", "## Exact match vs p^L (Schaeffer et al.)", "",
@@ -271,7 +295,8 @@ def write(run_dir: Path, results: dict) -> str:
         key = "params_" + law["params_used"]
         pts = [{"params": p[key], "tokens": p["tokens"], "loss": p["loss"]} for p in fam if p["in_fit"]]
         lines += _law_text(law)
-        lines += ["", f"![law]({_law_plot(run_dir, law, pts)})", f"![frontier]({_frontier_plot(run_dir, law, pts)})"]
+        lines += ["", _image("law", _law_plot(run_dir, law, pts)),
+                  _image("frontier", _frontier_plot(run_dir, law, pts))]
     elif law:
         lines += ["## Scaling law", "", f"Not fitted: {law.get('skipped')}."]
     v = results.get("verdict")

@@ -132,12 +132,34 @@ def write_demo_report(run_dir: str | os.PathLike, results: dict | None = None) -
     return text
 
 
+def _report_of_file(path: Path) -> Path:
+    """``underdog report FILE.json``: an lm-eval results file (or a results.json) -> ``<stem>.report.md``
+    beside it."""
+    import json
+
+    from underdog.report import study_report
+    from underdog.report.lmeval import from_lm_eval, is_lm_eval
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UnderdogError(f"{path}: not a readable JSON results file ({e})") from None
+    results = from_lm_eval(obj) if is_lm_eval(obj) else obj
+    if not isinstance(results, dict) or "metrics" not in results:
+        raise UnderdogError(f"{path}: neither an underdog results.json nor an lm-evaluation-harness results file")
+    out = path.with_name(f"{path.stem}.report.md")
+    atomic_write_text(out, study_report(path.parent, results))
+    return out
+
+
 def rebuild_reports(paths: list[str]) -> list[Path]:
     """``underdog report``: rebuild the reports of every run under ``paths``; returns the report files."""
     written: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if (path / "results.json").is_file():
+        if path.is_file():  # an lm-evaluation-harness results file (or an underdog results.json) by itself
+            written.append(_report_of_file(path))
+        elif (path / "results.json").is_file():
             results = read_results(path)
             if results.get("method") == "demo":
                 write_demo_report(path, results)
