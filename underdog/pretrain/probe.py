@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 from underdog.lm.load import LM
 from underdog.lm.score import encode_pair, score_tokens
-from underdog.tasks.icl import icl_contexts
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
+from underdog.tasks.icl import icl_contexts
 
 PROBE_SPLITS = ("forward", "reversal", "syllogism", "two_hop")
 

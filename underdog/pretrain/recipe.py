@@ -316,8 +316,8 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
 
     choice = aux_loss = None
     if recipe.choice_loss:
-        from underdog.tasks.icl import default_budget
         from underdog.pretrain.choice import ChoiceLoss, choice_questions
+        from underdog.tasks.icl import default_budget
 
         questions = choice_questions(tokenizer, recipe.seed + 70_001, recipe.choice_worlds, recipe.choice_per_world,
                                      default_budget(recipe.model.context), recipe.choice_kinds, recipe.world,

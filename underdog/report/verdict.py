@@ -39,15 +39,12 @@ def verdict_table(rows: dict[str, dict | None]) -> str:
         if not v:
             lines.append(f"| {study} | – | – | – | – | – | no verdict in this run |")
             continue
-
-        def arm(key: str) -> str:
-            a = v.get(key)
-            return f"{a['label']}: {fmt(a)}" if a else "–"
-
+        arm = {k: f"{v[k]['label']}: {fmt(v[k])}" if v.get(k) else "–"
+               for k in ("small_method", "small_base", "large_best")}
         d = v.get("diff_vs_larger")
         diff = f"{d['value']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "–"
-        lines.append(f"| {study} | {v['metric']} | {arm('small_method')} | {arm('small_base')} | "
-                     f"{arm('large_best')} | {diff} | {ANSWER.get(v.get('beats_larger'), '–')} |")
+        lines.append(f"| {study} | {v['metric']} | {arm['small_method']} | {arm['small_base']} | "
+                     f"{arm['large_best']} | {diff} | {ANSWER.get(v.get('beats_larger'), '–')} |")
     return "\n".join(lines)
 
 
