@@ -2,7 +2,7 @@
 generation, on the same world-QA test questions and model.
 
 Baseline: ``underdog.lm.generate`` greedy (Hugging Face ``generate`` with a KV cache, stop at newline), i.e.
-answering without any confidence score. ASPIRE: ``methods.selfeval.decode`` (greedy with θp, every answer token
+answering without any confidence score. ASPIRE: ``methods.parts.selfeval.decode`` (greedy with θp, every answer token
 in the cache) followed by one short ``[θs] judgement`` pass on that cache. Also timed: the same judgement
 without cache reuse (a second forward over prompt + answer + judgement), which is what a naive implementation
 pays. θp and θs come from a finished ``underdog aspire`` run (``--run DIR``) or are random soft tokens (the
@@ -22,7 +22,7 @@ import torch
 
 from underdog.lm import load
 from underdog.lm.generate import generate
-from underdog.methods.selfeval import SoftJudge, Tuned, decode, judge_tokens, suffix_logits, two_way
+from underdog.methods.parts.selfeval import SoftJudge, Tuned, decode, judge_tokens, suffix_logits, two_way
 from underdog.tasks.qa import qa_prompt, world_qa
 
 
@@ -86,7 +86,7 @@ def main() -> None:
         with torch.no_grad():
             for b, (answers, _) in zip(batches, decoded):
                 ids = [tuned.encode(t, special=True) + a[0].token_ids for t, a in zip(b, answers)]
-                from underdog.methods.selfeval import prefill
+                from underdog.methods.parts.selfeval import prefill
 
                 state, _ = prefill(tuned, ids)
                 suffix_logits(tuned, state, [[judge.soft, jp]] * len(b))

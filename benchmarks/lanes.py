@@ -22,8 +22,8 @@ import torch
 
 
 def train_arm(examples: list[dict], steps: int, seed: int, tmp: Path) -> dict:
-    from underdog.methods.finetune import finetune
     from underdog.methods.generalization import FINETUNE
+    from underdog.methods.parts.finetune import finetune
 
     _, summary = finetune("builtin", examples, FINETUNE.model_copy(update={"max_steps": steps}), seed=seed, device="cpu")
     return summary
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    from underdog.methods.finetune import training_examples
+    from underdog.methods.parts.finetune import training_examples
     from underdog.runs import Run
     from underdog.world import make_world
 

@@ -1,7 +1,7 @@
 """Benchmark: building a pretraining mix in one process vs with its worlds built in worker processes
 (``pretraining_texts(..., workers=N)``, which ``underdog pretrain`` uses with one worker per core).
 
-Same seed, same mix (the stage-7 recipe's, ``recipes/pretrain-continue-7.yaml``), same number of texts; the
+Same seed, same mix (the stage-7 recipe's, ``recipes/lineage/pretrain-continue-7.yaml``), same number of texts; the
 two lists of texts are checked to be identical. Prints both wall times, texts/s and the ratio.
 
     python benchmarks/pretrain_data.py [--texts 2000] [--workers 2]

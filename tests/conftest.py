@@ -32,3 +32,11 @@ def tiny_lm(request, llama_dir, gpt2_dir):
     from underdog.lm import load
 
     return load(llama_dir if request.param == "llama" else gpt2_dir, device="cpu")
+
+
+@pytest.fixture
+def small_world():
+    """A small built-in world (a fresh one per test; world generation is seeded)."""
+    from underdog.world import make_world
+
+    return make_world(11, n_dimensions=4, n_syllogisms=12, n_categories=16, n_families=3)

@@ -11,7 +11,7 @@ from underdog.config import ConfigError, build_config
 from underdog.lm import load
 from underdog.lm.generate import generate
 from underdog.methods.aspire import AspireRecipe, judge_examples, run_aspire
-from underdog.methods.selfeval import (
+from underdog.methods.parts.selfeval import (
     SoftJudge,
     Tuned,
     beam_answers,
@@ -84,7 +84,7 @@ def test_judge_tokens_split_multi_token_words(tiny_lm):
 
 def test_soft_judge_learns_and_round_trips(tmp_path):
     from tests.tiny_models import build_model, make_tokenizer
-    from underdog.methods.selfeval import prefill
+    from underdog.methods.parts.selfeval import prefill
 
     tokenizer = make_tokenizer()
     model = build_model("llama", tokenizer, initializer_range=0.3)  # large weights: soft tokens matter

@@ -16,7 +16,7 @@ from underdog.methods.explain import (
     load_strategies,
     run_explain,
 )
-from underdog.methods.teachers import STYLES, TeacherError
+from underdog.methods.parts.teachers import STYLES, TeacherError
 from underdog.tasks.io import read_jsonl
 
 TINY = TrainSettings(epochs=1, batch_size=8, max_length=256, packing=True)
@@ -111,7 +111,7 @@ def test_strategies_shipped_user_and_errors(tmp_path):
 
 def test_teacher_selection_and_hf_teacher(tmp_path, llama_dir):
     from underdog.methods.explain import make_teacher, run_select
-    from underdog.methods.teachers import HFTeacher, Job, WorldTeacher
+    from underdog.methods.parts.teachers import HFTeacher, Job, WorldTeacher
     from underdog.tasks.reasoning import build_reasoning_tasks
 
     items = build_reasoning_tasks(5, {"dev": 2}, ["family_2hop", "arithmetic_1step"])

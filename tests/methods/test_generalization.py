@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from underdog.methods import augment
-from underdog.methods.finetune import split_sentences, training_examples
+from underdog.methods.parts import augment
+from underdog.methods.parts.finetune import split_sentences, training_examples
 from underdog.world.render import capitalize, strip_leadin
 from underdog.world.retrieve import content_words
 

@@ -1,5 +1,5 @@
 """A two-stage run for the kill -9 campaign: stage ``score`` scores items, stage ``train`` fine-tunes on them
-(through ``methods.finetune``, so with trainer checkpoints) and scores again; then ``results.json``.
+(through ``methods.parts.finetune``, so with trainer checkpoints) and scores again; then ``results.json``.
 
 Usage: python crash_run.py MODEL_DIR OUT_DIR [KILL_POINT]   (one run)
        python crash_run.py --server                        (a fork server, see ``serve``)
@@ -27,7 +27,7 @@ import underdog.runs as runs
 import underdog.train.trainer as trainer
 from underdog.config import TrainConfig
 from underdog.lm import load
-from underdog.methods.finetune import finetune
+from underdog.methods.parts.finetune import finetune
 from underdog.runs import Run
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
 

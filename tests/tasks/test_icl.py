@@ -1,7 +1,7 @@
 """ICL prompts: support documents are always in context, retrieved sentences come nearest first within the
 budget, and the whole knowledge set goes in exactly when it fits beside every question."""
 
-from underdog.methods.finetune import split_sentences
+from underdog.methods.parts.finetune import split_sentences
 from underdog.tasks.icl import (
     ANSWER_ROOM,
     DOC_SEPARATOR,

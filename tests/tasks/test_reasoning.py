@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from underdog.methods.teachers import STYLES, render
+from underdog.methods.parts.teachers import STYLES, render
 from underdog.tasks.io import DataError
 from underdog.tasks.reasoning import (
     CATEGORIES,

@@ -7,7 +7,7 @@ run resumes mid-stage) draws k answers per question by beam search or sampling w
 labels each correct when its Rouge-L against a reference is >= γ̂. Stage 3 (``selfeval``) trains θs, soft
 tokens placed after the answer and before a judgement prompt, so that the next token is " Correct" for the
 reference and the top correct samples and " Incorrect" for the top wrong ones (the empty answer when none was
-wrong); see ``methods.selfeval``. Inference (``infer-*``) answers greedily with θp and judges on the
+wrong); see ``methods.parts.selfeval``. Inference (``infer-*``) answers greedily with θp and judges on the
 generation's own KV cache: g = (1 - α) · mean answer log-prob + α · log P(correct) / (P(correct) +
 P(incorrect)), α tuned on dev. The same answers get the baselines (perplexity, predictive and lexical semantic
 entropy from sampled answers, P(True), untrained self-evaluation), and a second, larger model answers the
@@ -28,7 +28,15 @@ from pydantic import Field, model_validator
 
 from underdog.config import Strict, TrainConfig
 from underdog.eval.metrics import normalize_answer, rouge_l
-from underdog.methods.selfeval import SoftJudge, Tuned, decode, judge_tokens, prefill, suffix_logits, two_way
+from underdog.methods.parts.selfeval import (
+    SoftJudge,
+    Tuned,
+    decode,
+    judge_tokens,
+    prefill,
+    suffix_logits,
+    two_way,
+)
 from underdog.runs import Run, hash_inputs
 from underdog.tasks.qa import qa_completion, qa_prompt, read_qa, world_qa
 
@@ -158,7 +166,7 @@ def _batches(items: list[dict], size: int) -> list[list[int]]:
 
 
 def run_samples(tuned: Tuned, items: list[dict], recipe: AspireRecipe) -> list[dict]:
-    from underdog.methods.selfeval import beam_answers
+    from underdog.methods.parts.selfeval import beam_answers
 
     s, out = recipe.samples, [None] * len(items)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -286,7 +294,7 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
     """Run (or resume) the whole study; returns the results dict written to ``results.json``."""
     from underdog.lm import load
     from underdog.lm.load import weights_stamp
-    from underdog.methods.selfeval import train_judge
+    from underdog.methods.parts.selfeval import train_judge
 
     data = load_data(recipe)
     log(f"data: {', '.join(f'{k} {len(v)}' for k, v in data.items())} questions")

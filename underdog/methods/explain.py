@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 from underdog.config import Strict, TrainConfig, check_known
 from underdog.eval.metrics import mean_with_ci
 from underdog.lm.load import weights_stamp
-from underdog.methods.teachers import Job, Strategy, Teacher, TeacherError, read_strategy
+from underdog.methods.parts.teachers import Job, Strategy, Teacher, TeacherError, read_strategy
 from underdog.runs import Run, hash_inputs
 from underdog.tasks.io import write_jsonl
 from underdog.tasks.reasoning import CATEGORIES, GROUPS, extract_answer, is_correct
@@ -129,7 +129,7 @@ def load_strategies(names: Sequence[str], folder: str | None = None) -> dict[str
 
 
 def make_teacher(recipe: ExplainRecipe, run_dir: Path, log: Callable[[str], None] = print) -> Teacher:
-    from underdog.methods.teachers import ApiTeacher, ChatClient, HFTeacher, WorldTeacher
+    from underdog.methods.parts.teachers import ApiTeacher, ChatClient, HFTeacher, WorldTeacher
 
     if recipe.teacher == "world":
         return WorldTeacher()
@@ -215,7 +215,7 @@ def run_select(recipe: ExplainRecipe, items: list[dict], strategies: dict[str, S
         records = [scored(j.item, t, strategy=j.strategy.name) for j, t in zip(jobs, texts)]
         training = None
     else:  # the student after a short trial on every strategy, with the instructions kept
-        from underdog.methods.finetune import finetune
+        from underdog.methods.parts.finetune import finetune
 
         rng = random.Random(f"trial-{recipe.seed}")
         trial_items: list[dict] = []
@@ -258,7 +258,7 @@ def run_student(variant: str, recipe: ExplainRecipe, items: list[dict], teacher_
     """Train (``answers``/``explanations``) or take (``base``) the student (or ``model``, untuned), then answer
     the test items."""
     from underdog.lm import load
-    from underdog.methods.finetune import finetune
+    from underdog.methods.parts.finetune import finetune
 
     test = [it for it in items if it["split"] == "test"]
     training = None

@@ -4,8 +4,8 @@ prompt (ICL) versus trained into the weights?
 setup: a world (generated from a seed, or a user's ``documents.jsonl`` + ``questions.jsonl``) and a model.
 Each method is one cached, resumable stage that answers every test question by scoring its choices:
 ``none`` (no documents: the floor), ``icl`` (documents in context; see ``tasks.icl``), ``ft`` / ``ft-lora``
-(fine-tuned on the documents, nothing in context; ``methods.finetune``), ``aug-local`` / ``aug-global`` /
-``aug-both`` (fine-tuned on documents + the model's own in-context augmentations; ``methods.augment``, whose
+(fine-tuned on the documents, nothing in context; ``methods.parts.finetune``), ``aug-local`` / ``aug-global`` /
+``aug-both`` (fine-tuned on documents + the model's own in-context augmentations; ``methods.parts.augment``, whose
 generations are stages of their own, saved as JSONL). The fine-tuned arms are independent stages, trained
 two at a time on a CPU (``lanes``); the augmented ones train on ``augmented_budget`` times ``ft``'s tokens,
 so an augmented arm's gain is not bought with more training. evaluate: accuracy
@@ -149,7 +149,7 @@ def run_icl(lm, documents, questions, recipe) -> dict:
 
 def run_finetuned(method: str, documents, questions, recipe, augmentations: list[dict], workdir: Path) -> dict:
     from underdog.lm import load
-    from underdog.methods.finetune import finetune, training_examples
+    from underdog.methods.parts.finetune import finetune, training_examples
 
     settings = recipe.lora if method == "ft-lora" else recipe.train
     examples = training_examples(documents, recipe.split_sentences, [a["text"] for a in augmentations])
@@ -181,7 +181,7 @@ def augmented_epochs(epochs: float, plain: list[dict], examples: list[dict], bud
 
 def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
     """The recipe settings that shape ``kind``'s augmentations (and key its stage)."""
-    from underdog.methods.augment import MAX_NEW_TOKENS
+    from underdog.methods.parts.augment import MAX_NEW_TOKENS
 
     if kind == "local":
         return {"beams": 1, "max_new_tokens": MAX_NEW_TOKENS}
@@ -191,8 +191,8 @@ def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
 
 
 def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
-    from underdog.methods import augment
-    from underdog.methods.finetune import split_sentences
+    from underdog.methods.parts import augment
+    from underdog.methods.parts.finetune import split_sentences
     from underdog.tasks.icl import default_budget
     from underdog.tasks.io import write_jsonl
 

@@ -8,7 +8,7 @@ k)``: the sentences sharing a word with the text, then those sharing a word with
 come first. A syllogism's second premise shares no word with the question but shares the middle term with the
 first premise, so it is one hop further out. On the seed-7 evaluation world, 24 sentences hold every support
 fact of 100% of forward, reversal and two-hop questions, 94% of syllogism and 96% of category-holdout ones.
-Used by ``tasks.icl`` (retrieved contexts), ``methods.augment`` (linked premise pairs) and pretraining
+Used by ``tasks.icl`` (retrieved contexts), ``methods.parts.augment`` (linked premise pairs) and pretraining
 episodes (contexts shaped like the retrieved ones).
 """
 

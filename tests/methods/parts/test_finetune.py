@@ -5,7 +5,7 @@ import torch
 
 from underdog.config import TrainSettings
 from underdog.lm import load
-from underdog.methods.finetune import finetune, training_examples
+from underdog.methods.parts.finetune import finetune, training_examples
 
 
 def test_a_loaded_model_trains_in_place_to_the_same_weights_as_one_loaded_by_name(llama_dir):

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from underdog.methods.teachers import (
+from underdog.methods.parts.teachers import (
     ChatClient,
     Job,
     Strategy,
