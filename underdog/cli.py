@@ -17,10 +17,10 @@ from underdog import UnderdogError, __version__
 def cmd_score(args: argparse.Namespace) -> int:
     from underdog.config import ScoreRecipe, build_config
     from underdog.eval.metrics import mean_with_ci
+    from underdog.io import write_jsonl
     from underdog.lm import load
     from underdog.runs import Run, check_output_dir, seed_everything
     from underdog.tasks.choice import check_choices_fit, evaluate_choices, read_choice_file
-    from underdog.tasks.io import write_jsonl
 
     cfg = build_config(ScoreRecipe, {"model": args.model, "data": args.data, "out": args.out,
                                      "batch_size": args.batch_size, "device": args.device, "dtype": args.dtype})

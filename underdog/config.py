@@ -137,7 +137,7 @@ DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 
 class ScoreRecipe(Strict):
     """`underdog score`: multiple-choice scoring of a JSONL file. ``max_line_bytes`` bounds one line of the
-    data file (``tasks.io.MAX_LINE_BYTES``: 1 MiB, about a hundred 2048-token windows); a context longer than
+    data file (``underdog.io.MAX_LINE_BYTES``: 1 MiB, about a hundred 2048-token windows); a context longer than
     the model's window is cut to its end and counted in ``results.json`` (``truncated_contexts``)."""
 
     model: str = "builtin"

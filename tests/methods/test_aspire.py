@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from underdog.config import ConfigError, build_config
+from underdog.io import write_jsonl
 from underdog.lm import load
 from underdog.lm.generate import generate
 from underdog.methods.aspire import AspireRecipe, judge_examples, run_aspire
@@ -21,7 +22,6 @@ from underdog.methods.parts.selfeval import (
     train_judge,
     two_way,
 )
-from underdog.tasks.io import write_jsonl
 
 PROMPTS = ["the cat sat on a mat.\n\nQuestion: who sat? Answer:", "Question: is the dog big? Answer:",
            "red blue green house tree river stone.\n\nQuestion: what is red? Answer:"]

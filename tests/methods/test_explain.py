@@ -9,6 +9,7 @@ import json
 import pytest
 
 from underdog.config import ConfigError, TrainSettings, build_config
+from underdog.io import read_jsonl
 from underdog.methods.explain import (
     DEFAULT_STRATEGIES,
     ExplainRecipe,
@@ -17,7 +18,6 @@ from underdog.methods.explain import (
     run_explain,
 )
 from underdog.methods.parts.teachers import STYLES, TeacherError
-from underdog.tasks.io import read_jsonl
 
 TINY = TrainSettings(epochs=1, batch_size=8, max_length=256, packing=True)
 

@@ -8,9 +8,9 @@ import torch
 
 from underdog.cli import main
 from underdog.config import build_config
+from underdog.io import DataError
 from underdog.lm import load, score
 from underdog.methods import sft
-from underdog.tasks.io import DataError
 
 CONTEXTS = ["Question 3: what is 3 plus one?", "Question 7: what is 7 plus one?", "The cat sat on the"]
 CONTINUATIONS = [" 4.", " 8.", " mat."]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from underdog import UnderdogError
+from underdog.io import DataError, iter_jsonl, read_jsonl
 from underdog.runs import (
     OutputError,
     Run,
@@ -23,7 +24,6 @@ from underdog.runs import (
     stage_checkpoint_dir,
 )
 from underdog.tasks.choice import ChoiceItem, check_choices_fit, evaluate_choices, read_choice_file
-from underdog.tasks.io import DataError, iter_jsonl, read_jsonl
 
 ROW = {"id": "a", "context": "the cat sat on the", "choices": ["mat", "tree"], "answer": 0}
 

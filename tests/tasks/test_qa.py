@@ -6,7 +6,7 @@ import json
 import pytest
 
 from underdog.cli import main
-from underdog.tasks.io import DataError
+from underdog.io import DataError
 from underdog.tasks.qa import convert, qa_completion, qa_prompt, read_qa, world_qa
 
 SQUAD = {"version": "1.1", "data": [{"title": "T", "paragraphs": [

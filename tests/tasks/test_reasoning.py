@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
+from underdog.io import DataError
 from underdog.methods.parts.teachers import STYLES, render
-from underdog.tasks.io import DataError
 from underdog.tasks.reasoning import (
     CATEGORIES,
     GROUPS,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from underdog.tasks.io import DataError
+from underdog.io import DataError
 from underdog.world import (
     DEFAULT_SIZES,
     SPLITS,

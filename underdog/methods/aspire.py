@@ -381,8 +381,8 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
                   judge_info: dict, lm) -> dict:
     from underdog.eval.selective import selective_metrics
     from underdog.eval.verdict import verdict
+    from underdog.io import write_jsonl
     from underdog.report import write_report
-    from underdog.tasks.io import write_jsonl
 
     correct = [r["correct"] for r in rows]
     scores = {"aspire": aspire_scores(rows, alpha), "aspire-judge-only": aspire_scores(rows, 1.0),

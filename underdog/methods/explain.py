@@ -32,10 +32,10 @@ from pydantic import Field, field_validator
 
 from underdog.config import Strict, TrainConfig, check_known
 from underdog.eval.metrics import mean_with_ci
+from underdog.io import write_jsonl
 from underdog.lm.load import weights_stamp
 from underdog.methods.parts.teachers import Job, Strategy, Teacher, TeacherError, read_strategy
 from underdog.runs import Run, hash_inputs
-from underdog.tasks.io import write_jsonl
 from underdog.tasks.reasoning import CATEGORIES, GROUPS, extract_answer, is_correct
 
 STRATEGY_DIR = Path(__file__).resolve().parent / "strategies"

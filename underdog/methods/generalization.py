@@ -191,10 +191,10 @@ def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
 
 
 def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
+    from underdog.io import write_jsonl
     from underdog.methods.parts import augment
     from underdog.methods.parts.finetune import split_sentences
     from underdog.tasks.icl import default_budget
-    from underdog.tasks.io import write_jsonl
 
     seed, beams = recipe.seed or 0, augment_settings(kind, recipe)["beams"]
     kept, counts = [], Counter()

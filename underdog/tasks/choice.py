@@ -3,7 +3,7 @@
 An item is ``{"id", "context", "choices": [...], "answer": index}``. The scored continuation of a choice is
 ``" " + choice`` (lm-evaluation-harness's default target delimiter), so contexts and choices are written
 without the joining space. World question files use ``question`` in place of ``context``; both are accepted.
-``read_choice_file`` streams the file (``tasks.io``) and refuses, naming file and line, an empty file, a
+``read_choice_file`` streams the file (``underdog.io``) and refuses, naming file and line, an empty file, a
 duplicate id, a choice longer than ``MAX_FIELD_CHARS`` and every wrong-typed field. Scoring bounds what a
 long context costs: a context longer than the model's window can hold is first cut to its last
 ``(window + 64) * longest-token`` characters (nothing the model would read is lost), then to the window's
@@ -17,9 +17,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from underdog.io import MAX_FIELD_CHARS, DataError, check, check_unique_ids, iter_jsonl
 from underdog.lm.load import LM
 from underdog.lm.score import encode_pairs, score_tokens
-from underdog.tasks.io import MAX_FIELD_CHARS, DataError, check, check_unique_ids, iter_jsonl
 
 DELIMITER = " "
 _SLACK_TOKENS = 64  # tokens kept beyond the window when cutting a context by characters

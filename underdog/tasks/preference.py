@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from underdog.tasks.io import DataError, write_jsonl
+from underdog.io import DataError, write_jsonl
 
 FIELDS = ("prompt", "chosen", "rejected")
 ROLES = ("system", "user", "assistant")

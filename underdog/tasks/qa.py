@@ -8,7 +8,7 @@ names file, line and field on error). The prompt is ``context + "\\n\\n" + "Ques
 that schema; a malformed record raises ``DataError`` naming the file and the record's path (a source that is
 binary or not UTF-8 names the line and byte offset; TriviaQA ``Aliases`` must be a list of strings, not one
 string whose characters would become answers). ``convert`` checks the output path before reading anything.
-``read_qa`` streams the file (``tasks.io``: bounded line length, UTF-8, no empty file) and refuses duplicate ids
+``read_qa`` streams the file (``underdog.io``: bounded line length, UTF-8, no empty file) and refuses duplicate ids
 and answers longer than ``MAX_FIELD_CHARS``. ``world_qa(seed)``
 builds train/dev/test splits of open-book reading comprehension from a fresh evaluation world: each item's
 context holds its question's support documents plus one or two other documents (seeded), its question is the
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from underdog.tasks.io import (
+from underdog.io import (
     MAX_FIELD_CHARS,
     DataError,
     check,

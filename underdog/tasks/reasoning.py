@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from underdog.eval.metrics import normalize_answer
-from underdog.tasks.io import DataError, check, read_jsonl
+from underdog.io import DataError, check, read_jsonl
 from underdog.world import World, make_world
 from underdog.world.knowledge import Fact, closure, derived
 from underdog.world.render import capitalize, singular_property, statement

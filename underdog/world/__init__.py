@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from underdog.tasks.io import DataError, check, read_jsonl, write_jsonl
+from underdog.io import DataError, check, read_jsonl, write_jsonl
 from underdog.world.knowledge import (
     Fact,
     Knowledge,

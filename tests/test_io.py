@@ -2,8 +2,8 @@
 
 import pytest
 
+from underdog.io import DataError, read_jsonl, write_jsonl
 from underdog.tasks.choice import read_choice_file
-from underdog.tasks.io import DataError, read_jsonl, write_jsonl
 
 
 def test_round_trip(tmp_path):
