@@ -1,0 +1,295 @@
+"""Alignment study: preference tuning (DPO through TRL) and learned abstention, side by side with ASPIRE.
+
+Data: world QA of ``seed`` cut exactly as ASPIRE cuts it (same ``n_train``/``n_dev``/``n_test``, so the same
+test questions), or QA JSONL files. Stages (cached, resumable): ``aspire`` (ASPIRE run into ``OUT/aspire``
+unless ``aspire_run`` names a finished one on the same questions, checked by question ids), an optional
+``sft`` stage (``underdog.train`` on prompt -> reference answer), ``sample`` (k sampled answers per training
+question from the policy, marked correct at Rouge-L >= ``gamma``), ``dpo`` (TRL's ``DPOTrainer`` on correct >
+wrong pairs only) and ``aligned`` (the same plus the abstention pairs: "I don't know." > wrong for mostly wrong
+questions, correct > "I don't know." for mostly right ones; ``methods.parts.preference``), each saved with
+``save_pretrained`` and loaded back through ``underdog.lm.load``; ``eval-*`` answers the test questions
+greedily (base, dpo, aligned; an answer equal to the abstention text is an abstention, and the aligned model's
+``1 - P(first abstention token)`` is its confidence score), with self-consistency (``eval.consistency``) on
+the base model's samples. Results: accuracy, coverage, accuracy on answered questions, abstention precision and
+recall (abstained on questions the base model got wrong), selective metrics where a score exists, ASPIRE and
+``builtin-large``'s best baseline read at the aligned model's coverage (paired bootstrap differences), and the
+verdict. Extra preference pairs from a user's file (``preferences``, TRL format) join the aligned arm.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from underdog import UnderdogError
+from underdog.config import Strict, TrainSettings
+from underdog.eval.metrics import normalize_answer, rouge_l
+from underdog.methods.parts.preference import DPOSettings, build_pairs, count_pairs, train_dpo
+from underdog.runs import Run, hash_inputs
+from underdog.tasks.qa import qa_completion, qa_prompt, read_qa, world_qa
+
+NAME = "align"
+DEMO_SECONDS = 420
+BASELINES = ("perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval")
+
+
+class Recipe(Strict):
+    model: str = "builtin"
+    compare_model: str | None = "builtin-large"  # the larger model, answered by ASPIRE's stage here
+    task: Literal["world-qa"] | None = "world-qa"
+    seed: int = 0
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    n_train: int = Field(400, gt=0)  # world-qa sizes: ASPIRE's defaults, so its test questions
+    n_dev: int = Field(200, ge=0)
+    n_test: int = Field(600, gt=0)
+    world_options: bool = True
+    out: str = "runs/align"
+    device: str = "auto"
+    pair_questions: int = Field(160, gt=0)  # training questions sampled for preference pairs (the first ones)
+    k: int = Field(6, gt=1)  # sampled answers per training question
+    temperature: float = Field(1.0, gt=0)
+    batch_size: int = Field(16, gt=0)
+    max_new_tokens: int = Field(16, gt=0)
+    gamma: float = Field(0.7, gt=0, le=1)  # Rouge-L threshold of a correct answer
+    abstain_text: str = "I don't know"
+    # a question counts as mostly wrong below this share of correct samples; 0.25, not 0.5: sampled answers (T=1)
+    # of the built-in model are right half as often as its greedy ones (0.11 vs 0.22 on world QA), and at 0.5 only
+    # 6% of questions count as right (greedy accuracy 0.87 there), at >= 1 of 5 samples 32% (0.55; 0.07 elsewhere)
+    majority: float = Field(0.25, gt=0, le=1)
+    per_question: int = Field(1, gt=0)  # pairs of each kind per question
+    reference: bool = False  # the reference answer as "correct" for questions with no correct sample
+    balance: bool = True  # repeat correct > abstain pairs up to the abstain > wrong count (preference.build_pairs)
+    preferences: str | None = None  # extra preference JSONL (TRL format) for the aligned arm
+    sft: TrainSettings | None = None  # optional SFT stage before DPO (underdog.train)
+    dpo: DPOSettings = DPOSettings(epochs=2, sft_weight=1.0)  # plain DPO (sft_weight 0) cut accuracy 0.22 -> 0.07
+    lanes: int = Field(2, ge=1)  # DPO arms trained side by side in worker processes
+    consistency_samples: int = Field(5, gt=1)
+    aspire_run: str | None = None  # a finished ASPIRE run on the same questions; None: run ASPIRE here
+    aspire: bool = True  # run ASPIRE here when aspire_run is not given
+    aspire_overrides: dict = {}  # ASPIRE recipe keys for the run made here (e.g. smaller tune epochs)
+    n_boot: int = Field(1000, gt=0)
+
+    @model_validator(mode="after")
+    def _data(self) -> Recipe:
+        if self.task is None and not (self.train and self.test):
+            raise ValueError("give task world-qa or both train and test files")
+        if self.task is not None and (self.train or self.test or self.dev):
+            raise ValueError("give either task or train/test/dev files, not both")
+        if not self.abstain_text.strip():
+            raise ValueError("abstain_text is empty")
+        return self
+
+
+def demo_recipe(out: str, model: str, seed: int, quick: bool) -> Recipe:
+    """The demo's part: ASPIRE's demo questions (its sizes), read from the demo's finished ASPIRE run beside
+    ``out`` when there is one (no second ASPIRE run), smaller sampling and one DPO epoch."""
+    aspire, _, _ = _aspire_module()
+    sibling = Path(out).parent / "aspire"
+    a = aspire.demo_recipe(str(sibling), model, seed, quick)
+    done = (sibling / "results.json").is_file() and (sibling / "answers.jsonl").is_file()
+    return Recipe(out=out, model=model, seed=seed, n_train=a.n_train, n_dev=a.n_dev, n_test=a.n_test,
+                  world_options=a.world_options, compare_model=a.compare_model,
+                  pair_questions=min(a.n_train, 40 if quick else 120), k=4, consistency_samples=3 if quick else 5,
+                  dpo=DPOSettings(epochs=1, sft_weight=1.0), aspire_run=str(sibling) if done else None, aspire=False,
+                  n_boot=300 if quick else 1000)
+
+
+def load_data(recipe: Recipe) -> dict[str, list[dict]]:
+    if recipe.task == "world-qa":
+        return world_qa(recipe.seed, recipe.n_train, recipe.n_dev, recipe.n_test, options=recipe.world_options)
+    return {"train": read_qa(recipe.train), "dev": read_qa(recipe.dev) if recipe.dev else [],
+            "test": read_qa(recipe.test)}
+
+
+def is_abstention(text: str, abstain_text: str) -> bool:
+    return normalize_answer(text).startswith(normalize_answer(abstain_text))
+
+
+# ---- ASPIRE on the same questions -----------------------------------------------------------------------------
+def _aspire_module():
+    from underdog.methods import aspire
+
+    return aspire, getattr(aspire, "Recipe", None) or aspire.AspireRecipe, \
+        getattr(aspire, "run", None) or aspire.run_aspire
+
+
+def run_aspire_here(recipe: Recipe, out: Path, log: Callable[[str], None]) -> Path:
+    from underdog.config import build_config
+
+    _, aspire_recipe, aspire_run = _aspire_module()
+    data = {"model": recipe.model, "compare_model": recipe.compare_model, "task": recipe.task, "seed": recipe.seed,
+            "train": recipe.train, "dev": recipe.dev, "test": recipe.test, "n_train": recipe.n_train,
+            "n_dev": recipe.n_dev, "n_test": recipe.n_test, "world_options": recipe.world_options,
+            "out": str(out), "device": recipe.device, "n_boot": recipe.n_boot, **recipe.aspire_overrides}
+    aspire_run(build_config(aspire_recipe, data), log=log)
+    return out
+
+
+def read_aspire(run_dir: str | Path, test: list[dict]) -> dict:
+    """ASPIRE's test rows, its α, and the compare model's rows, checked to be on ``test`` (ids, in order)."""
+    from underdog.io import read_jsonl
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "results.json").is_file() or not (run_dir / "answers.jsonl").is_file():
+        raise UnderdogError(f"aspire_run {run_dir}: not a finished ASPIRE run (results.json, answers.jsonl)")
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    rows = read_jsonl(run_dir / "answers.jsonl")
+    if [r["id"] for r in rows] != [q["id"] for q in test]:
+        raise UnderdogError(f"aspire_run {run_dir}: its test questions differ from this study's (same seed, "
+                            f"n_train, n_dev, n_test and world_options as that run?)")
+    compare = read_jsonl(run_dir / "answers_compare.jsonl") if (run_dir / "answers_compare.jsonl").is_file() else []
+    return {"rows": rows, "alpha": results["summary"]["alpha"], "compare": compare,
+            "compare_model": results["config"].get("compare_model"), "model": results["model"]}
+
+
+# ---- training stages -------------------------------------------------------------------------------------------
+def run_sft(model_path: str, items: list[dict], recipe: Recipe, tmp: Path) -> dict:
+    from underdog.lm import load
+    from underdog.train import TrainConfig, train
+
+    lm, s = load(model_path, device=recipe.device), recipe.sft
+    options = {"r": s.lora_r, "alpha": s.lora_alpha} if s.adapter == "lora" else {}
+    config = TrainConfig(lr=s.lr, epochs=s.epochs, max_steps=s.max_steps, batch_size=s.batch_size,
+                         grad_accum=s.grad_accum, max_length=s.max_length, warmup_ratio=s.warmup_ratio,
+                         weight_decay=s.weight_decay, adapter=s.adapter, adapter_options=options, seed=recipe.seed)
+    examples = [{"prompt": qa_prompt(q), "completion": qa_completion(q["answers"][0])} for q in items]
+    result = train(lm.model, lm.tokenizer, examples, config)
+    model = result.model.merge_and_unload() if s.adapter == "lora" else result.model
+    model.save_pretrained(tmp / "model", safe_serialization=True)
+    lm.tokenizer.save_pretrained(tmp / "model")
+    return {"steps": result.final_step, "first_loss": result.losses[0], "last_loss": float(np.mean(result.losses[-5:]))}
+
+
+def run_dpo_arm(model_path: str, pairs: list[dict], recipe_json: str, tmp: Path) -> dict:
+    """One DPO arm (module level, so that it can run in a worker process)."""
+    from underdog.lm import load
+
+    recipe = Recipe.model_validate_json(recipe_json)
+    lm = load(model_path, device=recipe.device)
+    out = train_dpo(lm.model, lm.tokenizer, pairs, recipe.dpo, tmp, seed=recipe.seed, device=recipe.device)
+    return {"steps": out["steps"], "history": out["history"], "pairs": count_pairs(pairs), "n_pairs": len(pairs)}
+
+
+# ---- answering ---------------------------------------------------------------------------------------------------
+def _batches(items: list[dict], size: int) -> list[list[int]]:
+    order = sorted(range(len(items)), key=lambda i: -len(qa_prompt(items[i])))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+@torch.no_grad()
+def answer(lm, items: list[dict], recipe: Recipe, samples: int = 0, temperature: float = 1.0,
+           greedy: bool = True) -> list[dict]:
+    """Per item: the greedy answer (correct, abstained, confidence = 1 - P(first abstention token)) and
+    ``samples`` sampled answers (text, correct), from one prefill per batch."""
+    from underdog.methods.parts.selfeval import Tuned, decode, prefill
+
+    tuned = Tuned(lm.model, lm.tokenizer)
+    first = lm.tokenizer.encode(qa_completion(recipe.abstain_text), add_special_tokens=False)[0]
+    gen = torch.Generator().manual_seed(recipe.seed + 7)
+    out: list[dict | None] = [None] * len(items)
+    for idx in _batches(items, recipe.batch_size):
+        prompts = [tuned.encode(qa_prompt(items[i]), special=True) for i in idx]
+        state, logits = prefill(tuned, prompts)
+        p_abstain = torch.softmax(logits, -1)[:, first].tolist()
+        greedy_answers = sampled = None
+        if greedy:
+            fork = (state.copy(), logits.clone()) if samples else None
+            greedy_answers, _ = decode(tuned, prompts, max_new_tokens=recipe.max_new_tokens, start=(state, logits))
+            state, logits = fork if samples else (None, None)
+        if samples:
+            sampled, _ = decode(tuned, prompts, n=samples, method="sample", temperature=temperature, generator=gen,
+                                max_new_tokens=recipe.max_new_tokens, start=(state, logits))
+        for r, i in enumerate(idx):
+            refs = items[i]["answers"]
+            row: dict = {"id": items[i]["id"], "split": items[i].get("split")}
+            if greedy_answers is not None:
+                text = greedy_answers[r][0].text
+                abstained = is_abstention(text, recipe.abstain_text)
+                row.update({"answer": text, "abstained": abstained, "confidence": 1.0 - p_abstain[r],
+                            "correct": (not abstained) and bool(text.strip()) and rouge_l(text, refs) >= recipe.gamma})
+            if sampled is not None:
+                row["samples"] = [{"text": a.text, "correct": bool(a.text.strip()) and rouge_l(a.text, refs)
+                                   >= recipe.gamma} for a in sampled[r]]
+            out[i] = row
+    return out  # type: ignore[return-value]
+
+
+def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the study; returns the results dict written to ``results.json``."""
+    from underdog.io import write_jsonl
+    from underdog.lm import load
+    from underdog.lm.load import weights_stamp
+    from underdog.methods.align_results import write_results
+    from underdog.report import write_report
+    from underdog.tasks.preference import read_preferences, write_preferences
+
+    extra_pairs = read_preferences(recipe.preferences) if recipe.preferences else []
+    if extra_pairs and isinstance(extra_pairs[0]["prompt"], list):
+        raise UnderdogError(f"{recipe.preferences}: conversational pairs need a chat model; this study's QA "
+                            f"prompts are plain text (give plain pairs)")
+    data = load_data(recipe)
+    log(f"data: {', '.join(f'{k} {len(v)}' for k, v in data.items())} questions")
+    run_ = Run(recipe.out, recipe.model_dump(), log=log)
+    if recipe.aspire_run:
+        aspire = read_aspire(recipe.aspire_run, data["test"])
+    elif recipe.aspire:
+        aspire = read_aspire(run_aspire_here(recipe, run_.dir / "aspire", log), data["test"])
+    else:
+        aspire = None
+    base = load(recipe.model, device=recipe.device)
+    key = {"model": recipe.model, "weights": weights_stamp(base.path), "seed": recipe.seed, "gamma": recipe.gamma,
+           "max_new_tokens": recipe.max_new_tokens, "abstain": recipe.abstain_text}
+    test_key = {**key, "test": hash_inputs(data["test"]), "n": recipe.consistency_samples}
+    base_rows = run_.stage("eval-base", test_key, lambda tmp: answer(base, data["test"], recipe,
+                                                                      samples=recipe.consistency_samples))
+    policy = recipe.model
+    train_items = data["train"][:recipe.pair_questions]
+    if recipe.sft is not None:
+        key = {**key, "sft": recipe.sft.model_dump(), "train": hash_inputs(data["train"])}
+        run_.stage("sft", key, functools.partial(run_sft, recipe.model, data["train"], recipe))
+        policy = str(run_.stage_dir("sft") / "model")
+    sample_key = {**key, "items": hash_inputs(train_items), "k": recipe.k, "temperature": recipe.temperature}
+    pol = load(policy, device=recipe.device) if policy != recipe.model else base
+    sampled = run_.stage("sample", sample_key, lambda tmp: answer(pol, train_items, recipe, samples=recipe.k,
+                                                                  temperature=recipe.temperature, greedy=False))
+    shared = {"abstain_text": recipe.abstain_text, "majority": recipe.majority, "per_question": recipe.per_question,
+              "reference": recipe.reference, "balance": recipe.balance}
+    arms = {"dpo": build_pairs(train_items, sampled, **{**shared, "abstain_text": None}),
+            "aligned": build_pairs(train_items, sampled, **shared) + [{**p, "kind": "user"} for p in extra_pairs]}
+    if not arms["dpo"] and not recipe.reference:  # no question had both a correct and a wrong sample
+        arms["dpo"] = build_pairs(train_items, sampled, **{**shared, "abstain_text": None, "reference": True})
+        log("dpo: no question with both a correct and a wrong sample; the reference answers stand in as correct")
+    for arm, pairs in arms.items():
+        log(f"{arm}: {len(pairs)} preference pairs {count_pairs(pairs)}")
+        write_jsonl(run_.dir / f"pairs_{arm}.jsonl", pairs)
+        write_preferences(run_.dir / f"pairs_{arm}_trl.jsonl", pairs)
+        if not pairs:
+            raise UnderdogError(f"{arm}: no preference pairs from {len(train_items)} questions (raise pair_questions "
+                                f"or k)")
+    recipe_json = recipe.model_dump_json()
+    dpo_key = {"sample": hash_inputs(sample_key), "dpo": recipe.dpo.model_dump()}
+    jobs = [(arm, {**dpo_key, "pairs": hash_inputs(pairs)}, functools.partial(run_dpo_arm, policy, pairs, recipe_json))
+            for arm, pairs in arms.items()]
+    training = run_.stages_in_lanes(jobs, lanes=recipe.lanes)
+    evals = {}
+    for arm in arms:
+        tuned = load(run_.stage_dir(arm) / "model", device=recipe.device)  # round trip through save_pretrained
+        if hasattr(tuned.model, "merge_and_unload"):  # a LoRA adapter on its base
+            tuned.model = tuned.model.merge_and_unload().eval()
+        evals[arm] = run_.stage(f"eval-{arm}", {**test_key, "arm": hash_inputs(training[arm])},
+                                lambda tmp, t=tuned: answer(t, data["test"], recipe))
+    write_jsonl(run_.dir / "answers.jsonl", [{**b, "dpo": d["answer"], "aligned": a["answer"],
+                                              "aligned_abstained": a["abstained"]}
+                                             for b, d, a in zip(base_rows, evals["dpo"], evals["aligned"])])
+    results = write_results(run_, recipe, data["test"], base_rows, evals, training, aspire, base.info)
+    write_report(run_.dir)
+    return results
