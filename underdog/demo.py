@@ -74,6 +74,7 @@ def run_demo(out: str, model: str = "builtin", seed: int = 2026, quick: bool = F
     console = console or Console()
     log_path = out_dir / "demo.log"
     results: dict[str, dict] = {}
+    seconds: dict[str, float] = {}
     start = time.time()
     console.print(f"underdog demo: {len(names)} studies on `{model}` ({', '.join(names)}); "
                   f"details in {log_path}")
@@ -98,14 +99,16 @@ def run_demo(out: str, model: str = "builtin", seed: int = 2026, quick: bool = F
                 with contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file), \
                         warnings.catch_warnings():
                     warnings.simplefilter("ignore", FutureWarning)
+                    began = time.time()
                     results[name] = modules[name].run(recipe, log=log)
+                    seconds[name] = round(time.time() - began, 1)
                 done += budgets[name]
                 progress.update(task, completed=done)
-                console.print(f"{name}: {verdict_line(results[name].get('verdict')) or 'done'}")
+                console.print(f"{name} ({seconds[name]:.0f} s): {verdict_line(results[name].get('verdict')) or 'done'}")
     metrics = {f"{study}/{k}": m for study, res in results.items() for k, m in res["metrics"].items()}
     run.write_results("demo", model, "built-in world studies", metrics,
                       extra={"studies": {s: str(out_dir / s / "results.json") for s in results},
-                             "wall_seconds": time.time() - start})
+                             "wall_seconds": time.time() - start, "study_seconds": seconds})
     write_demo_report(out_dir)
     console.print(f"demo finished in {time.time() - start:.0f} s. Report (the verdict first):")
     console.print(str(out_dir / "report.md"), soft_wrap=True)  # the last line: the path, never wrapped

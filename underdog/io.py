@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from underdog import UnderdogError
+from underdog.runs import atomic_write
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB a line; see the module docstring
 MAX_FIELD_CHARS = 8192  # a choice or reference answer: more than a 2048-token window of English text
@@ -205,7 +206,6 @@ def check_unique_ids(rows: Iterable[Mapping], path: str | os.PathLike, key: str 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping]) -> None:
     """Write rows atomically (temp file in the same folder, then rename), one at a time; ``_line`` keys are
     dropped."""
-    from underdog.runs import atomic_write
 
     atomic_write(path, (json.dumps({k: v for k, v in row.items() if k != "_line"}, ensure_ascii=False) + "\n"
                         for row in rows))

@@ -60,11 +60,9 @@ def test_linked_prompts_pair_training_sentences_that_share_a_word_in_chain_order
 def test_the_best_non_junk_beam_is_kept(monkeypatch):
     from types import SimpleNamespace
 
-    import underdog.lm.generate as gen
-
     beams = [[" Bokus are bokus.", " Darfos are zimpas.", " Zimpas are darfos."],  # best beam is junk
              [" Bokus are bokus.", " Bokus are bokus."]]  # every beam is junk
-    monkeypatch.setattr(gen, "generate", lambda lm, prompts, **kw: [
+    monkeypatch.setattr(augment, "generate", lambda lm, prompts, **kw: [
         [SimpleNamespace(text=t) for t in b] for b in beams[: len(prompts)]])
     prompts = [("link", "All darfos are bokus. All bokus are zimpas.", "p1"), ("link", "Bokus are x.", "p2")]
     kept, counts = augment.generate_augmentations(None, prompts, beams=3)

@@ -48,6 +48,7 @@ def test_pretrain_smoke(tmp_path, monkeypatch):
 def test_pretrain_continues_into_a_wider_deeper_model_and_keeps_the_stage_history(tmp_path, monkeypatch):
     """The continued stage also adds ``line_space`` to the tokenizer it inherits: same vocabulary, and a line's
     first word now takes its in-line tokens. The history survives the source folder moving mid-run."""
+    import underdog.pretrain.recipe
     import underdog.train
 
     small, large, moved = tmp_path / "small", tmp_path / "large", tmp_path / "moved"
@@ -61,7 +62,7 @@ def test_pretrain_continues_into_a_wider_deeper_model_and_keeps_the_stage_histor
         small.rename(moved)
         return save_trained(*args, **kwargs)
 
-    monkeypatch.setattr(underdog.train, "save_trained", move_source_then_save)
+    monkeypatch.setattr(underdog.pretrain.recipe, "save_trained", move_source_then_save)
     assert main(["pretrain", f"out={large}", f"init_from={small / 'final'}", "model.hidden=64", "model.heads=4",
                  "model.intermediate=128", "model.layers=2", "line_space=true", *common]) == 0
     moved.rename(small)

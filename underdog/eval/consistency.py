@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from underdog.eval.metrics import normalize_answer, rouge_l
+from underdog.lm.generate import generate
 
 
 def vote(answers: Sequence[str]) -> tuple[str, float]:
@@ -48,7 +49,6 @@ def sample_answers(lm, prompts: Sequence[str], n: int = 5, max_new_tokens: int =
                    seed: int = 0, stop: Sequence[str] = ("\n",)) -> list[list[str]]:
     """``n`` sampled answers per prompt through ``underdog.lm.generate`` (text up to a stop string, with a final
     "." dropped, as the QA studies read answers)."""
-    from underdog.lm.generate import generate
 
     out = generate(lm, list(prompts), n=n, method="sample", max_new_tokens=max_new_tokens, stop=stop,
                    temperature=temperature, seed=seed)

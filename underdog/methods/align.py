@@ -29,14 +29,20 @@ import torch
 from pydantic import Field, model_validator
 
 from underdog import UnderdogError
-from underdog.config import Strict, TrainSettings
+from underdog.config import Strict, TrainSettings, build_config
 from underdog.eval.metrics import normalize_answer, rouge_l
+from underdog.io import read_jsonl, write_jsonl
+from underdog.lm import load
+from underdog.lm.load import weights_stamp
 from underdog.methods.parts.preference import DPOSettings, build_pairs, count_pairs, train_dpo
+from underdog.report import write_report
 from underdog.runs import Run, hash_inputs
+from underdog.tasks.preference import read_preferences, write_preferences
 from underdog.tasks.qa import qa_completion, qa_prompt, read_qa, world_qa
+from underdog.train import TrainConfig, train
 
 NAME = "align"
-DEMO_SECONDS = 420
+DEMO_SECONDS = 70
 BASELINES = ("perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval")
 
 
@@ -123,8 +129,6 @@ def _aspire_module():
 
 
 def run_aspire_here(recipe: Recipe, out: Path, log: Callable[[str], None]) -> Path:
-    from underdog.config import build_config
-
     _, aspire_recipe, aspire_run = _aspire_module()
     data = {"model": recipe.model, "compare_model": recipe.compare_model, "task": recipe.task, "seed": recipe.seed,
             "train": recipe.train, "dev": recipe.dev, "test": recipe.test, "n_train": recipe.n_train,
@@ -136,7 +140,6 @@ def run_aspire_here(recipe: Recipe, out: Path, log: Callable[[str], None]) -> Pa
 
 def read_aspire(run_dir: str | Path, test: list[dict]) -> dict:
     """ASPIRE's test rows, its α, and the compare model's rows, checked to be on ``test`` (ids, in order)."""
-    from underdog.io import read_jsonl
 
     run_dir = Path(run_dir)
     if not (run_dir / "results.json").is_file() or not (run_dir / "answers.jsonl").is_file():
@@ -153,9 +156,6 @@ def read_aspire(run_dir: str | Path, test: list[dict]) -> dict:
 
 # ---- training stages -------------------------------------------------------------------------------------------
 def run_sft(model_path: str, items: list[dict], recipe: Recipe, tmp: Path) -> dict:
-    from underdog.lm import load
-    from underdog.train import TrainConfig, train
-
     lm, s = load(model_path, device=recipe.device), recipe.sft
     options = {"r": s.lora_r, "alpha": s.lora_alpha} if s.adapter == "lora" else {}
     config = TrainConfig(lr=s.lr, epochs=s.epochs, max_steps=s.max_steps, batch_size=s.batch_size,
@@ -171,7 +171,6 @@ def run_sft(model_path: str, items: list[dict], recipe: Recipe, tmp: Path) -> di
 
 def run_dpo_arm(model_path: str, pairs: list[dict], recipe_json: str, tmp: Path) -> dict:
     """One DPO arm (module level, so that it can run in a worker process)."""
-    from underdog.lm import load
 
     recipe = Recipe.model_validate_json(recipe_json)
     lm = load(model_path, device=recipe.device)
@@ -225,12 +224,7 @@ def answer(lm, items: list[dict], recipe: Recipe, samples: int = 0, temperature:
 
 def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the study; returns the results dict written to ``results.json``."""
-    from underdog.io import write_jsonl
-    from underdog.lm import load
-    from underdog.lm.load import weights_stamp
     from underdog.methods.align_results import write_results
-    from underdog.report import write_report
-    from underdog.tasks.preference import read_preferences, write_preferences
 
     extra_pairs = read_preferences(recipe.preferences) if recipe.preferences else []
     if extra_pairs and isinstance(extra_pairs[0]["prompt"], list):

@@ -28,6 +28,11 @@ from pydantic import Field, model_validator
 
 from underdog.config import Strict, TrainConfig
 from underdog.eval.metrics import normalize_answer, rouge_l
+from underdog.eval.selective import auacc, selective_metrics
+from underdog.eval.verdict import verdict
+from underdog.io import write_jsonl
+from underdog.lm import load
+from underdog.lm.load import weights_stamp
 from underdog.methods.parts.selfeval import (
     SoftJudge,
     Tuned,
@@ -37,8 +42,11 @@ from underdog.methods.parts.selfeval import (
     suffix_logits,
     two_way,
 )
+from underdog.report import write_report
 from underdog.runs import Run, hash_inputs
 from underdog.tasks.qa import qa_completion, qa_prompt, read_qa, world_qa
+from underdog.train import load_adapter, save_trained, train
+from underdog.train.save import keep_model, save_model, stage_model_card
 
 BASELINES = ("perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval")
 PTRUE = "\nProposed answer: {answer}. Is the proposed answer: (A) True (B) False? The proposed answer is"
@@ -120,7 +128,6 @@ def is_correct(text: str, answers: list[str], gamma: float) -> tuple[float, bool
 def run_tune(lm, items: list[dict], recipe: AspireRecipe, tmp: Path) -> dict:
     from safetensors.torch import save_file
 
-    from underdog.train import save_trained, train
 
     s = recipe.tune
     init = {"init_text": "Question: Answer:"} if s.adapter == "prompt" else {}
@@ -130,7 +137,6 @@ def run_tune(lm, items: list[dict], recipe: AspireRecipe, tmp: Path) -> dict:
     result = train(lm.model, lm.tokenizer, examples, config)
     model = result.model
     if recipe.save_model:  # θp as a PEFT adapter that underdog.lm.load and plain PEFT read
-        from underdog.train.save import save_model, stage_model_card
 
         card = stage_model_card(recipe.model, s.adapter, "aspire", "θp (task-tuned)",
                                 s.model_dump(exclude={"output_dir"}), {"steps": result.final_step,
@@ -150,7 +156,6 @@ def run_tune(lm, items: list[dict], recipe: AspireRecipe, tmp: Path) -> dict:
 def load_tuned(lm, stage: Path) -> Tuned:
     from safetensors.torch import load_file
 
-    from underdog.train import load_adapter
 
     if (stage / "prefix.safetensors").is_file():
         return Tuned(lm.model, lm.tokenizer, load_file(str(stage / "prefix.safetensors"))["prefix"].to(lm.device))
@@ -282,7 +287,6 @@ def aspire_scores(rows: list[dict], alpha: float) -> np.ndarray:
 
 def tune_alpha(rows: list[dict]) -> float:
     """α in {0, 0.05, ..., 1} with the best dev AUACC (ties: closest to ASPIRE's default 0.25)."""
-    from underdog.eval.selective import auacc
 
     correct = [r["correct"] for r in rows]
     grid = np.round(np.arange(0, 1.0001, 0.05), 2)
@@ -292,8 +296,6 @@ def tune_alpha(rows: list[dict]) -> float:
 
 def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the whole study; returns the results dict written to ``results.json``."""
-    from underdog.lm import load
-    from underdog.lm.load import weights_stamp
     from underdog.methods.parts.selfeval import train_judge
 
     data = load_data(recipe)
@@ -335,7 +337,6 @@ def run_aspire(recipe: AspireRecipe, log: Callable[[str], None] = print) -> dict
     if recipe.save_model:
         import shutil
 
-        from underdog.train.save import keep_model
 
         kept = keep_model(run.stage_dir("tune") / "model", run.dir / "model")
         shutil.copy(run.stage_dir("selfeval") / "theta_s.safetensors", kept / "theta_s.safetensors")
@@ -372,18 +373,11 @@ def _half_width(entry: dict) -> float:
 
 
 def _auacc_rows(rows) -> float:
-    from underdog.eval.selective import auacc
-
     return auacc(rows[:, 0], rows[:, 1])
 
 
 def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: list[dict] | None, alpha: float,
                   judge_info: dict, lm) -> dict:
-    from underdog.eval.selective import selective_metrics
-    from underdog.eval.verdict import verdict
-    from underdog.io import write_jsonl
-    from underdog.report import write_report
-
     correct = [r["correct"] for r in rows]
     scores = {"aspire": aspire_scores(rows, alpha), "aspire-judge-only": aspire_scores(rows, 1.0),
               **{b: [r[b] for r in rows] for b in BASELINES}}
@@ -447,12 +441,12 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
 NAME = "aspire"
 Recipe = AspireRecipe
 run = run_aspire
-DEMO_SECONDS = 150
+DEMO_SECONDS = 70
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> AspireRecipe:
     scale = 0.25 if quick else 1.0
     return AspireRecipe.model_validate({
         "model": model, "task": "world-qa", "seed": seed, "out": out,
-        "n_train": int(200 * scale), "n_dev": int(100 * scale), "n_test": int(300 * scale),
+        "n_train": int(200 * scale), "n_dev": int(80 * scale), "n_test": int(240 * scale),
         "compare_model": "builtin-large" if model == "builtin" else None})

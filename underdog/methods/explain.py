@@ -32,11 +32,24 @@ from pydantic import Field, field_validator
 
 from underdog.config import Strict, TrainConfig, check_known
 from underdog.eval.metrics import mean_with_ci
+from underdog.eval.verdict import verdict
 from underdog.io import write_jsonl
-from underdog.lm.load import weights_stamp
+from underdog.lm import load
+from underdog.lm.chat import chat_end_marker, format_chat
+from underdog.lm.generate import generate
+from underdog.lm.load import resolve_model_path, weights_stamp
 from underdog.methods.parts.teachers import Job, Strategy, Teacher, TeacherError, read_strategy
+from underdog.report import write_report
 from underdog.runs import Run, hash_inputs
-from underdog.tasks.reasoning import CATEGORIES, GROUPS, extract_answer, is_correct
+from underdog.tasks.reasoning import (
+    CATEGORIES,
+    GROUPS,
+    build_reasoning_tasks,
+    extract_answer,
+    is_correct,
+    read_reasoning_file,
+)
+from underdog.train.save import keep_model, save_model, stage_model_card
 
 STRATEGY_DIR = Path(__file__).resolve().parent / "strategies"
 DEFAULT_STRATEGIES = ["step_by_step", "direct", "recall_generate", "recall_reason_generate", "extract_generate",
@@ -143,8 +156,6 @@ def make_teacher(recipe: ExplainRecipe, run_dir: Path, log: Callable[[str], None
 
 
 def load_items(recipe: ExplainRecipe) -> list[dict]:
-    from underdog.tasks.reasoning import build_reasoning_tasks, read_reasoning_file
-
     if recipe.tasks == "builtin":
         return build_reasoning_tasks(recipe.seed, recipe.sizes.model_dump(), recipe.categories, recipe.n_distractors)
     return read_reasoning_file(recipe.tasks, seed=recipe.seed)
@@ -165,8 +176,6 @@ def chat_examples(items: Sequence[dict], texts: Sequence[str], system: str | dic
 
 def student_answers(lm, items: Sequence[dict], systems: Sequence[str], recipe: ExplainRecipe) -> list[dict]:
     """Greedy answers of a student to ``items`` under the given system messages, scored."""
-    from underdog.lm.chat import chat_end_marker, format_chat
-    from underdog.lm.generate import generate
 
     prompts = [format_chat(lm.tokenizer, [{"role": "system", "content": s}, {"role": "user", "content": it["prompt"]}])
                for it, s in zip(items, systems)]
@@ -257,7 +266,6 @@ def run_student(variant: str, recipe: ExplainRecipe, items: list[dict], teacher_
                 tmp: Path, model: str | None = None) -> dict:
     """Train (``answers``/``explanations``) or take (``base``) the student (or ``model``, untuned), then answer
     the test items."""
-    from underdog.lm import load
     from underdog.methods.parts.finetune import finetune
 
     test = [it for it in items if it["split"] == "test"]
@@ -275,7 +283,6 @@ def run_student(variant: str, recipe: ExplainRecipe, items: list[dict], teacher_
         write_jsonl(tmp / "train_examples.jsonl", examples)
         lm, training = finetune(recipe.student, examples, recipe.train, seed=recipe.seed, device=recipe.device)
         if recipe.save_model and variant == "explanations":
-            from underdog.train.save import save_model, stage_model_card
 
             card = stage_model_card(recipe.student, recipe.train.adapter, "explain", variant,
                                     recipe.train.model_dump(exclude={"output_dir"}), training)
@@ -287,8 +294,6 @@ def run_student(variant: str, recipe: ExplainRecipe, items: list[dict], teacher_
 
 def check_inputs(recipe: ExplainRecipe, strategies: Sequence[str]) -> None:
     """Raise the one-line error of a missing model, task file or API key."""
-    from underdog.lm.load import resolve_model_path
-    from underdog.tasks.reasoning import read_reasoning_file
 
     resolve_model_path(recipe.student)
     if recipe.teacher not in ("world", "api"):
@@ -351,7 +356,6 @@ def run_explain(recipe: ExplainRecipe, log: Callable[[str], None] = print) -> di
                                      lambda tmp, v=variant: run_student(v, recipe, items, taught["records"], tmp))
         log(f"{variant}: accuracy {sum(r['correct'] for r in outputs[variant]['records']) / len(outputs[variant]['records']):.3f}")
     if recipe.save_model and "explanations" in outputs:
-        from underdog.train.save import keep_model
 
         keep_model(run.stage_dir("student-explanations") / "model", run.dir / "model")
         log(f"save_model: the explanation-tuned student -> {run.dir / 'model'}")
@@ -371,7 +375,6 @@ def _file_hash(path: str) -> str | None:
 
 def explain_verdict(recipe: ExplainRecipe, outputs: dict[str, dict]) -> dict | None:
     """Accuracy on the test questions: explanation-tuned student vs untuned student vs the larger model."""
-    from underdog.eval.verdict import verdict
 
     method = next((v for v in ("explanations", "answers") if v in outputs), None)
     if method is None:
@@ -392,8 +395,6 @@ def explain_verdict(recipe: ExplainRecipe, outputs: dict[str, dict]) -> dict | N
 
 def write_explain_results(run: Run, recipe: ExplainRecipe, items: list[dict], selection: dict, taught: dict,
                           outputs: dict[str, dict], wall: float) -> dict:
-    from underdog.report import write_report
-
     test = [it for it in items if it["split"] == "test"]
     groups = [g for g in GROUP_ORDER if any(it["group"] == g for it in test)]
     groups += sorted({it["group"] for it in test} - set(groups))
@@ -437,12 +438,15 @@ def _stage_seconds(run: Run) -> dict[str, float]:
 NAME = "explain"
 Recipe = ExplainRecipe
 run = run_explain
-DEMO_SECONDS = 260
+DEMO_SECONDS = 85
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> ExplainRecipe:
+    """The demo's part: the strategy per category chosen on the teacher's dev answers (no student trial),
+    and the explanation-tuned student against the untuned one and the larger model."""
     scale = 0.25 if quick else 1.0
     return ExplainRecipe.model_validate({
-        "student": model, "teacher": "world", "seed": seed, "out": out,
-        "sizes": {"train": int(150 * scale), "dev": int(20 * scale) or 4, "test": int(50 * scale)},
+        "student": model, "teacher": "world", "seed": seed, "out": out, "select_by": "teacher",
+        "variants": ["base", "explanations", "teacher"],
+        "sizes": {"train": int(100 * scale), "dev": int(20 * scale) or 4, "test": int(40 * scale)},
         "compare_model": "builtin-large" if model == "builtin" else None})

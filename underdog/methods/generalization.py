@@ -27,9 +27,18 @@ from pydantic import Field, field_validator
 
 from underdog.config import Strict, TrainConfig, check_known
 from underdog.eval.metrics import mean_with_ci
+from underdog.eval.verdict import verdict
+from underdog.io import write_jsonl
+from underdog.lm import load
+from underdog.lm.load import resolve_device, weights_stamp
+from underdog.report import write_report
 from underdog.runs import Run, hash_inputs
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
+from underdog.tasks.icl import RETRIEVED_SENTENCES, default_budget, icl_contexts
+from underdog.train.save import keep_model, save_model, stage_model_card
+from underdog.world import load_facts, load_world, make_world
 from underdog.world.questions import SPLITS
+from underdog.world.retrieve import split_sentences
 
 METHODS = ("none", "icl", "ft", "ft-lora", "aug-local", "aug-global", "aug-both")
 AUGMENTS = {"aug-local": ("local",), "aug-global": ("global",), "aug-both": ("local", "global")}
@@ -88,7 +97,6 @@ class GeneralizationRecipe(Strict):
 
 def load_study_world(recipe: GeneralizationRecipe) -> tuple[list[dict], list[dict], dict, list | None]:
     """(documents, questions, source, facts); facts (for checking augmentations) when the world's are known."""
-    from underdog.world import load_facts, load_world, make_world
 
     if recipe.world:
         documents, questions = load_world(recipe.world)
@@ -119,9 +127,6 @@ def run_none(lm, documents, questions, recipe) -> dict:
 
 
 def run_icl(lm, documents, questions, recipe) -> dict:
-    from underdog.tasks.icl import RETRIEVED_SENTENCES, default_budget, icl_contexts
-    from underdog.world.retrieve import split_sentences
-
     budget = recipe.icl_budget or default_budget(lm.max_length)
     contexts = icl_contexts(recipe.icl_context, lm.tokenizer, documents, questions, budget, seed=recipe.seed or 0)
     answers = answer_questions(lm, questions, [c.text for c in contexts], recipe.batch_size)
@@ -148,7 +153,6 @@ def run_icl(lm, documents, questions, recipe) -> dict:
 
 
 def run_finetuned(method: str, documents, questions, recipe, augmentations: list[dict], workdir: Path) -> dict:
-    from underdog.lm import load
     from underdog.methods.parts.finetune import finetune, training_examples
 
     settings = recipe.lora if method == "ft-lora" else recipe.train
@@ -161,7 +165,6 @@ def run_finetuned(method: str, documents, questions, recipe, augmentations: list
     lm, training = finetune(lm, examples, settings, seed=recipe.seed or 0)
     answers = answer_questions(lm, questions, [q["question"] for q in questions], recipe.batch_size)
     if recipe.save_model:
-        from underdog.train.save import save_model, stage_model_card
 
         card = stage_model_card(recipe.model, settings.adapter, "generalization", method,
                                 settings.model_dump(exclude={"output_dir"}), training)
@@ -191,10 +194,8 @@ def augment_settings(kind: str, recipe: GeneralizationRecipe) -> dict:
 
 
 def run_augment(kind: str, documents, recipe, lm, facts, tmp: Path) -> dict:
-    from underdog.io import write_jsonl
     from underdog.methods.parts import augment
     from underdog.methods.parts.finetune import split_sentences
-    from underdog.tasks.icl import default_budget
 
     seed, beams = recipe.seed or 0, augment_settings(kind, recipe)["beams"]
     kept, counts = [], Counter()
@@ -232,7 +233,6 @@ def fine_tuning_lanes(recipe: GeneralizationRecipe) -> int:
     ``benchmarks/lanes.py``), 1 on a GPU."""
     import torch
 
-    from underdog.lm.load import resolve_device
 
     if recipe.lanes:
         return recipe.lanes
@@ -241,9 +241,6 @@ def fine_tuning_lanes(recipe: GeneralizationRecipe) -> int:
 
 
 def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
-    from underdog.lm import load
-    from underdog.lm.load import weights_stamp
-
     documents, questions, source, facts = load_study_world(recipe)
     lm = load(recipe.model, device=recipe.device, dtype=recipe.dtype)
     run = Run(recipe.out, recipe.model_dump(), log=log)
@@ -294,7 +291,6 @@ def run_generalization(recipe: GeneralizationRecipe, log=print) -> dict:
 
 def keep_best_model(recipe: GeneralizationRecipe, run: Run, outputs: dict, log) -> None:
     """``save_model``: the fine-tuned arm with the most test questions right, copied to ``<out>/model``."""
-    from underdog.train.save import keep_model
 
     trained = [m for m in outputs if "training" in outputs[m]]
     if not trained:
@@ -308,8 +304,6 @@ def keep_best_model(recipe: GeneralizationRecipe, run: Run, outputs: dict, log) 
 def run_compare(recipe: GeneralizationRecipe, run: Run, documents, questions, data_key: str, log) -> dict:
     """The larger model's answers to the same questions, by each of ``compare_methods`` (stages
     ``compare-<method>``)."""
-    from underdog.lm import load
-    from underdog.lm.load import weights_stamp
 
     big = load(recipe.compare_model, device=recipe.device, dtype=recipe.dtype)
     model_key = hash_inputs([recipe.compare_model, big.info, weights_stamp(big.path)])
@@ -325,7 +319,6 @@ def run_compare(recipe: GeneralizationRecipe, run: Run, documents, questions, da
 def generalization_verdict(recipe: GeneralizationRecipe, outputs: dict, compare: dict) -> dict | None:
     """Pooled accuracy over every test question: the small model's best method (not ``none``) vs ``none`` vs
     the larger model's best method (all chosen on these questions, the same rule for both models)."""
-    from underdog.eval.verdict import verdict
 
     def pooled(out: dict) -> list[float]:
         return [float(a["correct"]) for a in out["answers"]]
@@ -361,8 +354,6 @@ def accuracy_by_kind(outputs: dict, questions: list[dict]) -> dict:
 
 def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, lm, summaries: dict,
                                  questions: list[dict], compare: dict | None = None) -> dict:
-    from underdog.report import write_report
-
     compare = compare or {}
     arms = {**outputs, **{f"{recipe.compare_model}:{m}": o for m, o in compare.items()}}
     metrics, per_split = {}, {}
@@ -389,11 +380,11 @@ def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, 
 NAME = "generalization"
 Recipe = GeneralizationRecipe
 run = run_generalization
-DEMO_SECONDS = 200
+DEMO_SECONDS = 85
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> GeneralizationRecipe:
     scale = 0.25 if quick else 1.0
-    return GeneralizationRecipe(model=model, seed=seed, methods=["none", "icl", "ft", "aug-both"], out=out,
-                                max_per_split=int(100 * scale), global_links=1,
+    return GeneralizationRecipe(model=model, seed=seed, methods=["none", "icl", "ft", "aug-local"], out=out,
+                                max_per_split=int(80 * scale), global_links=1,
                                 compare_model="builtin-large" if model == "builtin" else None)

@@ -31,11 +31,17 @@ from pydantic import Field, field_validator
 from underdog import UnderdogError
 from underdog.config import Strict
 from underdog.eval import emergence as em
+from underdog.eval.metrics import bootstrap_ci, mean_with_ci
+from underdog.eval.verdict import verdict
+from underdog.io import check, read_jsonl
+from underdog.lm.load import resolve_model_path
 from underdog.methods import scale_family as fam
+from underdog.report import write_report
 from underdog.runs import Run, atomic_write_json, metric
+from underdog.world.episodes import pretraining_texts
 
 NAME = "scale"
-DEMO_SECONDS = 170
+DEMO_SECONDS = 45
 MC_METRICS = {"accuracy": True, "logprob": True, "brier": False}  # name: higher is better
 NAMES_METRICS = {"exact_match": True, "token_accuracy": True, "token_edit_distance": False, "logprob": True,
                  "token_prob": True}
@@ -95,8 +101,8 @@ def demo_recipe(out: str, model: str, seed: int, quick: bool) -> Recipe:
     base = {"out": out, "model": model, "seed": seed, "small": model}
     if quick:
         return Recipe(**base, quick=True)
-    return Recipe(**base, sizes=["16x1", "32x1", "32x2", "48x2", "64x2"], train_tokens=400_000, budgets=3,
-                  per_split=24, names=24, eval_tokens=15_000, join=["builtin"], n_boot=50, seq_len=256)
+    return Recipe(**base, sizes=["16x1", "32x1", "32x2", "48x2"], train_tokens=200_000, budgets=3,
+                  per_split=16, names=16, eval_tokens=10_000, join=["builtin"], n_boot=50, seq_len=256)
 
 
 def _size_lr(recipe: Recipe, size: str) -> float:
@@ -135,7 +141,6 @@ def _short(tokens: int) -> str:
 
 def _members(recipe: Recipe, trained: dict) -> list[dict]:
     """Every model of the family: id, where it loads from, its training tokens and whether it joins the fit."""
-    from underdog.lm.load import resolve_model_path
 
     out = []
     for size, res in trained.items():
@@ -180,8 +185,6 @@ def _chunks(text: str, tok, limit: int) -> list[str]:
 def _data(tmp: Path, recipe: Recipe, tokenizer_model: str, budget: int) -> dict:
     from transformers import AutoTokenizer
 
-    from underdog.lm.load import resolve_model_path
-    from underdog.world.episodes import pretraining_texts
 
     tok = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer_model))
     sample = pretraining_texts(recipe.seed + 500, 40)
@@ -206,15 +209,11 @@ def _data(tmp: Path, recipe: Recipe, tokenizer_model: str, budget: int) -> dict:
 
 
 def _window(model: str) -> int:
-    from underdog.lm.load import resolve_model_path
-
     cfg = json.loads((resolve_model_path(model) / "config.json").read_text())
     return int(next((cfg[k] for k in ("max_position_embeddings", "n_positions", "n_ctx") if k in cfg), 2048))
 
 
 def _summaries(rows: Sequence[float], seed: int) -> dict:
-    from underdog.eval.metrics import mean_with_ci
-
     return mean_with_ci(rows, seed=seed)
 
 
@@ -272,8 +271,6 @@ def _emergence(points: list[dict], evals: list[dict], seed: int, n_boot: int) ->
 
 
 def _prompting(points: list[dict], evals: list[dict], seed: int) -> dict:
-    from underdog.eval.metrics import bootstrap_ci
-
     out: dict = {}
     for split in fam.MC_SPLITS:
         out[split] = []
@@ -308,8 +305,6 @@ def _law(points: list[dict], fit_params: str, n_boot: int, seed: int) -> dict | 
 
 
 def _verdict(recipe: Recipe, points: list[dict], evals: list[dict]) -> dict | None:
-    from underdog.eval.verdict import verdict
-
     ids = [p["id"] for p in points]
     if len(points) < 2:
         return None
@@ -328,8 +323,6 @@ def _verdict(recipe: Recipe, points: list[dict], evals: list[dict]) -> dict | No
 
 
 def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
-    from underdog.report import write_report
-
     if recipe.quick:
         recipe = recipe.model_copy(update=QUICK)
     run_ = Run(recipe.out, recipe.model_dump(), log=log)
@@ -346,7 +339,6 @@ def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     data = run_.stage_dir("data")
     trained: dict = {}
     if not recipe.models:
-        from underdog.lm.load import resolve_model_path
 
         jobs = []
         for size in sorted(recipe.sizes, key=lambda s: -np.prod(fam.parse_size(s))):  # longest first
@@ -416,7 +408,6 @@ def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
 # --------------------------------------------------------------------------------------- underdog scale fit
 def read_points(path: str) -> list[dict]:
     """Rows ``{"params", "tokens", "loss"}`` (extra keys kept) of a JSONL file; a bad line names file:line."""
-    from underdog.io import check, read_jsonl
 
     rows = read_jsonl(path, required={"params": float, "tokens": float, "loss": float})
     for row in rows:
@@ -460,7 +451,6 @@ def fit_command(argv: list[str]) -> int:
         metrics["fit/predicted_loss"] = metric(value)
         print(f"predicted loss at N={predict[0]:.4g}, D={predict[1]:.4g}: {value:.6g}")
     if args.out:
-        from underdog.report import write_report
 
         run_ = Run(args.out, {"points": args.points, "predict": args.predict, "n_boot": args.n_boot,
                               "seed": args.seed})

@@ -23,6 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from underdog.eval.emergence import parameter_counts
+from underdog.eval.metrics import normalize_answer
+from underdog.lm import load
+from underdog.lm.generate import generate
+from underdog.lm.score import encode_pair, prefix_token_id, score, score_tokens
+from underdog.pretrain.recipe import PretrainRecipe, build_model
+from underdog.tasks.choice import score_choices
+from underdog.tasks.icl import retrieved_contexts
+from underdog.train import TrainConfig, pack_examples, tokenize_examples, train
+from underdog.world import make_world
+
 MC_SPLITS = ("forward", "reversal", "syllogism", "two_hop")
 STOP = ("\n", ".")
 
@@ -49,9 +60,6 @@ def train_size(tmp: Path, size: str, texts_path: str, tokenizer_dir: str, budget
     """Train one size to ``max(budgets)`` tokens, saving ``tmp/<tokens>/`` at each budget passed."""
     from transformers import PreTrainedTokenizerFast
 
-    from underdog.eval.emergence import parameter_counts
-    from underdog.pretrain.recipe import PretrainRecipe, build_model
-    from underdog.train import TrainConfig, pack_examples, tokenize_examples, train
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
     recipe = PretrainRecipe(model=size_shape(size, seq_len), seed=seed, seq_len=seq_len)
@@ -92,7 +100,6 @@ def train_size(tmp: Path, size: str, texts_path: str, tokenizer_dir: str, budget
 def eval_questions(world_seed: int, per_split: int, names: int, shots: int) -> dict:
     """The fixed questions every model answers: ``per_split`` of each multiple-choice split, ``shots`` solved
     demonstrations per question (other questions of its split), and ``names`` forward questions for generation."""
-    from underdog.world import make_world
 
     world = make_world(world_seed, pool="eval")
     rng = random.Random(world_seed)
@@ -117,7 +124,6 @@ def _demo_lines(demos: list[dict]) -> str:
 def _prompts(lm, questions: list[dict], documents: list[dict], budget: int, demos: dict | None) -> list[str]:
     """Retrieved-knowledge prompts (``tasks.icl``); with ``demos``, the solved questions go between the
     knowledge and the question, and the farthest knowledge lines are dropped until the prompt fits ``budget``."""
-    from underdog.tasks.icl import retrieved_contexts
 
     out = []
     for q, ctx in zip(questions, retrieved_contexts(lm.tokenizer, documents, questions, budget)):
@@ -136,8 +142,6 @@ def _prompts(lm, questions: list[dict], documents: list[dict], budget: int, demo
 
 
 def _choice_rows(lm, questions: list[dict], prompts: list[str]) -> dict[str, list[float]]:
-    from underdog.tasks.choice import score_choices
-
     logprobs = score_choices(lm, prompts, [q["choices"] for q in questions])
     rows: dict[str, list[float]] = {"accuracy": [], "logprob": [], "brier": []}
     for q, lps in zip(questions, logprobs):
@@ -163,10 +167,6 @@ def _token_edit_distance(a: list[int], b: list[int]) -> int:
 
 
 def _names_rows(lm, questions: list[dict], documents: list[dict], budget: int, limit: int) -> dict:
-    from underdog.eval.metrics import normalize_answer
-    from underdog.lm.generate import generate
-    from underdog.lm.score import encode_pair, score
-
     prompts = _prompts(lm, questions, documents, budget, None)
     keep = []
     for q, prompt in zip(questions, prompts):
@@ -194,7 +194,6 @@ def _names_rows(lm, questions: list[dict], documents: list[dict], budget: int, l
 def held_out_loss(lm, texts: list[str], max_tokens: int) -> tuple[float, int]:
     """Mean next-token loss (nats) over ``texts``, each cut to its first ``max_tokens`` tokens (and the window)
     and scored after the BOS/EOS prefix token (``lm.score``)."""
-    from underdog.lm.score import prefix_token_id, score_tokens
 
     keep = min(max_tokens, lm.max_length - 1)
     start = [prefix_token_id(lm.tokenizer)]
@@ -207,8 +206,6 @@ def held_out_loss(lm, texts: list[str], max_tokens: int) -> tuple[float, int]:
 def evaluate_model(tmp: Path, model: str, questions_path: str, loss_texts_path: str, budget: int, names: int,
                    device: str) -> dict:
     """Every task and metric of one model (see the module docstring), per question."""
-    from underdog.eval.emergence import parameter_counts
-    from underdog.lm import load
 
     lm = load(model, device=device)
     qs = json.loads(Path(questions_path).read_text(encoding="utf-8"))

@@ -22,6 +22,9 @@ import re
 from pathlib import Path
 
 from underdog.io import read_jsonl, write_jsonl
+from underdog.lm.generate import generate
+from underdog.tools.runtime import parse_call
+from underdog.world import make_world
 
 OP_TEXT = {
     "+": ("{n} gets {x} more.", "{n} finds {x} more."),
@@ -77,8 +80,6 @@ def _item(i: str, task: str, question: str, answers: list[str], **extra) -> dict
 
 def world_tasks(seed: int, n_train: int, n_test: int, n_fact_train: int, n_fact_test: int, digits: list[int],
                 ops: list[int]) -> tuple[list[dict], list[dict], list[str]]:
-    from underdog.world import make_world
-
     world = make_world(seed)
     family = [f for f in world.facts if f.kind == "family" and f.rel == "parent"]
     names = sorted({f.a for f in family} | {f.b for f in family})
@@ -179,8 +180,6 @@ def propose_program(items: list[dict], seed: int) -> list[dict]:
 def propose_with_model(lm, items: list[dict], registry, seed: int, batch_size: int = 32, k: int = 2) -> list[dict]:
     """Candidate calls written by ``lm`` after ``[`` at the answer position, from a few-shot prompt built with
     the program teacher's answer-position calls on three training texts (each tool's first example)."""
-    from underdog.lm.generate import generate
-    from underdog.tools.runtime import parse_call
 
     shots = [c for c in propose_program(items[:40], seed) if c["kind"] == "answer"][:3]
     header = "".join(f"{c['text'][:c['pos']]} {call_text(c['tool'], c['input'], None)[:-1]}\n" for c in shots)

@@ -32,13 +32,22 @@ from pydantic import Field, field_validator
 
 from underdog.config import Strict, TrainSettings, check_known
 from underdog.eval.metrics import mean_with_ci
+from underdog.eval.verdict import verdict
 from underdog.io import read_jsonl, write_jsonl
+from underdog.lm import load
+from underdog.lm.load import weights_stamp
+from underdog.lm.score import score
+from underdog.lm.toolgen import generate_with_tools
 from underdog.methods.tool_tasks import call_text, load_tasks, propose_program
+from underdog.report import write_report
 from underdog.runs import Run
+from underdog.tools import ToolRegistry, default_registry
+from underdog.tools.lookup import Lookup, from_jsonl, lookup_tool
+from underdog.tools.runtime import run_call
 
 ARMS = ("small", "small+tools", "large", "large+tools")
 NAME = "tools"
-DEMO_SECONDS = 200
+DEMO_SECONDS = 35
 
 
 class ToolsRecipe(Strict):
@@ -104,7 +113,6 @@ def weights(window: int) -> list[float]:
 
 def weighted_losses(lm, contexts: list[str], continuations: list[str], window: int, batch_size: int = 64):
     """``L = -sum_j w_j log p(token_j | context, tokens_<j)`` over the first ``window`` continuation tokens."""
-    from underdog.lm.score import score
 
     w = weights(window)
     unique = list(dict.fromkeys(zip(contexts, continuations)))  # e.g. the no-call context, shared by a text's calls
@@ -187,9 +195,6 @@ def call_stats(filtered: list[dict], by: str = "tool") -> dict:
 # ---- stages --------------------------------------------------------------------------------------------------
 
 def _registry(recipe: ToolsRecipe, task_dir: Path):
-    from underdog.tools import default_registry
-    from underdog.tools.lookup import Lookup, from_jsonl, lookup_tool
-
     if recipe.passages:
         source = from_jsonl(recipe.passages)
     else:
@@ -199,8 +204,6 @@ def _registry(recipe: ToolsRecipe, task_dir: Path):
 
 
 def run_propose(recipe: ToolsRecipe, task_dir: Path, lm=None) -> list[dict]:
-    from underdog.tools.runtime import run_call
-
     registry = _registry(recipe, task_dir)
     train = read_jsonl(task_dir / "train.jsonl")
     if recipe.teacher == "program":
@@ -232,7 +235,6 @@ def seed_demos(candidates: list[dict], items: list[dict], k: int) -> tuple[list[
 def run_filter(recipe: ToolsRecipe, model: str, candidates: list[dict], task_dir: Path, tmp: Path) -> dict:
     """Toolformer's filter scored by ``model``, after a warm-up on the seed demonstrations when
     ``recipe.seed_demos`` > 0 (a tiny model cannot take them in context, as the paper's few-shot prompt does)."""
-    from underdog.lm import load
     from underdog.methods.parts.finetune import finetune
 
     lm = load(model, device=recipe.device)
@@ -272,9 +274,7 @@ def is_correct(pred: str | None, answers: list[str]) -> bool:
 
 def run_arm(recipe_dump: dict, arm: str, task_dir: str, calls_path: str | None, tmp: Path) -> list[dict]:
     """Fine-tune one arm's model (with the kept calls inline for a +tools arm) and answer the test questions."""
-    from underdog.lm.toolgen import generate_with_tools
     from underdog.methods.parts.finetune import finetune
-    from underdog.tools import ToolRegistry
 
     recipe = ToolsRecipe.model_validate(recipe_dump)
     tools = arm.endswith("+tools")
@@ -305,8 +305,6 @@ def run_arm(recipe_dump: dict, arm: str, task_dir: str, calls_path: str | None, 
 
 def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the study; returns the results dict written to ``results.json``."""
-    from underdog.lm.load import weights_stamp
-    from underdog.report import write_report
 
     run_ = Run(recipe.out, recipe.model_dump(), log=log)
     arms = [a for a in recipe.arms if recipe.compare_model or a.startswith("small")]
@@ -323,7 +321,6 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     def propose(tmp: Path) -> dict:
         lm = None
         if recipe.teacher == "model":
-            from underdog.lm import load
 
             lm = load(recipe.model, device=recipe.device)
         cands = run_propose(recipe, task_dir, lm)
@@ -370,8 +367,6 @@ def _groups(rows: list[dict]) -> dict[str, list[int]]:
 
 
 def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], filters: dict, counts: dict) -> dict:
-    from underdog.eval.verdict import verdict
-
     metrics, per_split = {}, {}
     for arm, rows in answers.items():
         arith = [r["correct"] for r in rows if r["task"] == "arith"] or [r["correct"] for r in rows]
@@ -383,26 +378,29 @@ def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], fi
             metrics[f"{arm}/{g}"] = mean_with_ci(vals, seed=recipe.seed)
             per_split.setdefault(g, {})[arm] = metrics[f"{arm}/{g}"]
 
+    labels = {"small": recipe.model, "small+tools": f"{recipe.model} + tools",
+              "large": str(recipe.compare_model), "large+tools": f"{recipe.compare_model} + tools"}
+
     def arm_rows(arm):
         rows = answers.get(arm)
         if rows is None:
             return None
         head = [r["correct"] for r in rows if r["task"] == "arith"] or [r["correct"] for r in rows]
-        return (arm, head)
+        return (labels[arm], head)
 
     best_large = None
     for cand in ("large",):  # the larger model as it is: without tools (the thesis comparison)
         best_large = arm_rows(cand)
     small_tools = arm_rows("small+tools") or arm_rows("small")
-    the_verdict = verdict("accuracy", small_tools, arm_rows("small") if small_tools[0] != "small" else None,
-                          best_large, seed=recipe.seed)
+    the_verdict = verdict("accuracy (arithmetic)", small_tools,
+                          arm_rows("small") if "small+tools" in answers else None, best_large, seed=recipe.seed)
     by_task = {}
     for task in sorted({r["task"] for rows in answers.values() for r in rows} - {"arith"}):
         rows_of = {arm: [r["correct"] for r in rows if r["task"] == task] for arm, rows in answers.items()}
         if "small+tools" in rows_of and "large" in rows_of and rows_of["large"]:
-            by_task[task] = verdict("accuracy", ("small+tools", rows_of["small+tools"]),
-                                    ("small", rows_of["small"]) if "small" in rows_of else None,
-                                    ("large", rows_of["large"]), seed=recipe.seed)
+            by_task[task] = verdict("accuracy", (labels["small+tools"], rows_of["small+tools"]),
+                                    (labels["small"], rows_of["small"]) if "small" in rows_of else None,
+                                    (labels["large"], rows_of["large"]), seed=recipe.seed)
     filt = {("small" if m == recipe.model else "large"): f for m, f in filters.items()}
     extra = {"verdict": the_verdict, "verdict_by_task": by_task, "calls": filt, "counts": counts, "arms": list(answers),
              "teacher": recipe.teacher, "tau": recipe.tau,
@@ -416,5 +414,5 @@ def demo_recipe(out: str, model: str, seed: int, quick: bool) -> ToolsRecipe:
     scale = 0.25 if quick else 1.0
     return ToolsRecipe(model=model, seed=seed, out=out,
                        compare_model="builtin-large" if model == "builtin" else None,
-                       n_train=int(400 * scale), n_test=max(48, int(360 * scale)),
-                       n_fact_train=int(90 * scale), n_fact_test=int(60 * scale))
+                       n_train=int(200 * scale), n_test=max(48, int(160 * scale)),
+                       n_fact_train=int(90 * scale), n_fact_test=int(40 * scale))

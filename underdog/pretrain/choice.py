@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from underdog.lm.score import encode_pair, truncate_context
 from underdog.tasks.choice import DELIMITER
+from underdog.tasks.icl import retrieved_contexts
+from underdog.world.episodes import pretrain_worlds
 
 KINDS = ("comparison", "family", "hierarchy", "syllogism")
 SPLITS = ("forward", "rephrasing", "reversal", "syllogism", "holdout", "two_hop")
@@ -48,8 +50,6 @@ def choice_questions(tokenizer, seed: int, n_worlds: int, per_world: int, budget
     """``per_world`` questions from each of ``n_worlds`` pretraining-pool worlds, shuffled: a split drawn
     uniformly (or by ``split_weights``, default 1, over the world's splits), then a question of it, a kind
     weighted by ``kind_weights`` (default 1)."""
-    from underdog.tasks.icl import retrieved_contexts
-    from underdog.world.episodes import pretrain_worlds
 
     weights_of, split_weights = dict(kind_weights or {}), dict(split_weights or {})
     check_weights(weights_of, split_weights)

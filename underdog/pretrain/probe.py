@@ -28,6 +28,9 @@ from underdog.lm.load import LM
 from underdog.lm.score import encode_pair, score_tokens
 from underdog.tasks.choice import ChoiceItem, evaluate_choices
 from underdog.tasks.icl import icl_contexts
+from underdog.world import make_world
+from underdog.world.drills import FLIP, biased_swap_unit, chain_compare_unit, pair_unit, recall_swap_unit
+from underdog.world.render import comparison_order
 
 PROBE_SPLITS = ("forward", "reversal", "syllogism", "two_hop")
 
@@ -37,8 +40,6 @@ class IclProbe:
 
     def __init__(self, seed: int = 99_000, per_split: int = 50, splits: Sequence[str] = PROBE_SPLITS,
                  budget: int = 768, context: str = "retrieved") -> None:
-        from underdog.world import make_world
-
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)
         self.questions = []
@@ -81,9 +82,6 @@ class LookupProbe:
     "<Name> are", is the right slot word's first token the likeliest of the unit's slot words' and more/less's?"""
 
     def __init__(self, seed: int = 99_002, units: int = 24) -> None:
-        from underdog.world import make_world
-        from underdog.world.drills import recall_swap_unit
-
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)
         self.items: list[tuple[str, str, list[str], str]] = []  # (kind, context, candidates, answer)
@@ -120,9 +118,6 @@ class ComparatorProbe:
     other? Accuracy per ``<role>/<stated comparator>`` cell and ``all``."""
 
     def __init__(self, seed: int = 99_003, units: int = 100, lines: tuple[int, int] = (1, 1)) -> None:
-        from underdog.world import make_world
-        from underdog.world.drills import FLIP, biased_swap_unit
-
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)
         self.items: list[tuple[str, str, str]] = []  # (cell, context, right comparator)
@@ -135,8 +130,6 @@ class ComparatorProbe:
                 self.items.append((cell, "\n".join(stated) + f"\n\n{name} are", comparator))
 
     def __call__(self, lm: LM, batch_size: int = 32) -> dict[str, float]:
-        from underdog.world.drills import FLIP
-
         tok = lm.tokenizer
         first = {c: first_token(tok, c) for c in FLIP}
         pairs = []
@@ -176,10 +169,6 @@ class ChainProbe(_NameProbe):
     a comparator ignored."""
 
     def __init__(self, seed: int = 99_004, units: int = 200, more_only: bool = False) -> None:
-        from underdog.world import make_world
-        from underdog.world.drills import chain_compare_unit
-        from underdog.world.render import comparison_order
-
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)
         self.items = []
@@ -206,9 +195,6 @@ class PairProbe(_NameProbe):
     line). The right name is scored against the name in the same role of another line; chance 0.5."""
 
     def __init__(self, seed: int = 99_005, units: int = 300, family: bool = False) -> None:
-        from underdog.world import make_world
-        from underdog.world.drills import pair_unit
-
         world = make_world(seed, pool="eval")
         rng = random.Random(seed)
         self.items = []

@@ -27,6 +27,11 @@ from underdog.lm.load import ASSETS, LM, resolve_model_path, tokenizer_dir
 from underdog.pretrain.card import earlier_record, write_model_card
 from underdog.pretrain.tokenizer import OPTIONS
 from underdog.runs import Run, atomic_write_json, environment
+from underdog.tasks.icl import default_budget
+from underdog.train import TrainConfig, save_trained, train
+from underdog.world import DEFAULT_SIZES
+from underdog.world.drills import context_and_answers, swap_xor_settings
+from underdog.world.episodes import CONTEXT_KINDS, pretraining_texts
 
 
 class ModelShape(Strict):
@@ -111,8 +116,6 @@ class PretrainRecipe(Strict):
 
     @model_validator(mode="after")
     def _drill_checked(self) -> PretrainRecipe:
-        from underdog.world.drills import swap_xor_settings
-
         swap_xor_settings(self.drill)
         return self
 
@@ -125,8 +128,6 @@ class PretrainRecipe(Strict):
 
     @model_validator(mode="after")
     def _world_keys_known(self) -> PretrainRecipe:
-        from underdog.world import DEFAULT_SIZES
-
         unknown = sorted(set(self.world) - set(DEFAULT_SIZES))
         if unknown:
             raise ValueError(f"unknown world key(s) {unknown}; allowed: {sorted(DEFAULT_SIZES)}")
@@ -136,8 +137,6 @@ class PretrainRecipe(Strict):
 def _examples(texts: list[tuple[str, str]], context_loss: bool) -> list[dict]:
     """Training examples of (kind, text) pretraining texts: whole texts, or without ``context_loss`` each unit
     of a context kind as a prompt (its context, no loss) and a completion (the lines answering it)."""
-    from underdog.world.drills import context_and_answers
-    from underdog.world.episodes import CONTEXT_KINDS
 
     if context_loss:
         return [{"text": t} for _, t in texts]
@@ -151,8 +150,6 @@ def _examples(texts: list[tuple[str, str]], context_loss: bool) -> list[dict]:
 
 
 def _texts(seed: int, n: int, recipe: PretrainRecipe, labelled: bool = False) -> list:
-    from underdog.world.episodes import pretraining_texts
-
     return pretraining_texts(seed, n, recipe.mix, workers=recipe.data_workers or os.cpu_count() or 1,
                              world_sizes=recipe.world, drill=recipe.drill, labelled=labelled)
 
@@ -242,7 +239,6 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     from underdog.pretrain.grow import collapsed_tokens
     from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe, name_probes
     from underdog.pretrain.tokenizer import tokenizer_options, train_tokenizer, with_line_space
-    from underdog.train import TrainConfig, save_trained, train
 
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -317,7 +313,6 @@ def run_pretrain(recipe: PretrainRecipe, log=print, command: str = "underdog pre
     choice = aux_loss = None
     if recipe.choice_loss:
         from underdog.pretrain.choice import ChoiceLoss, choice_questions
-        from underdog.tasks.icl import default_budget
 
         questions = choice_questions(tokenizer, recipe.seed + 70_001, recipe.choice_worlds, recipe.choice_per_world,
                                      default_budget(recipe.model.context), recipe.choice_kinds, recipe.world,

@@ -18,6 +18,8 @@ import re
 import string
 from collections.abc import Iterable
 
+from underdog.world.words import stopwords
+
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
 
 # Plain English the methods need, made sure to be in the training text even if the world mix is light on it.
@@ -39,7 +41,6 @@ _SYLLABLE = f" ?{_CONSONANT}*{_VOWEL}(?:{_CONSONANT}(?={_CONSONANT})|{_CONSONANT
 def syllable_pattern(texts: Iterable[str]) -> str:
     """The pre-tokenizer regex of a ``syllables`` tokenizer: the English words of ``texts`` (words of the
     stop list, so every template word) whole, any other word cut into syllables."""
-    from underdog.world.words import stopwords
 
     english = stopwords()
     seen = {w.lower() for t in texts for w in re.findall(r"[A-Za-z]+", t)} & english

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from underdog import UnderdogError
+from underdog.runs import atomic_write_json, atomic_write_text
 
 
 def fmt(entry: dict | None) -> str:
@@ -115,7 +116,6 @@ def write_report(run_dir: str | os.PathLike) -> str:
     """Rebuild ``run_dir/report.md`` (and the plots) from ``run_dir/results.json`` alone, and export the
     results in lm-evaluation-harness's layout to ``results_lm_eval.json``; returns the report's text."""
     from underdog.report.lmeval import to_lm_eval
-    from underdog.runs import atomic_write_json, atomic_write_text
 
     results = read_results(run_dir)
     text = study_report(run_dir, results)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from underdog.eval.selective import plot_accuracy_coverage, plot_reliability
 from underdog.report import fmt
 from underdog.report.verdict import verdict_line
 
@@ -40,8 +41,6 @@ def _curves(run_dir: Path, results: dict) -> dict[str, tuple[list, list]]:
 
 
 def write(run_dir: Path, results: dict) -> str:
-    from underdog.eval.selective import plot_accuracy_coverage, plot_reliability
-
     cfg, metrics, summary = results.get("config", {}), results["metrics"], results.get("summary", {})
     model, compare = results.get("model"), cfg.get("compare_model")
     n = results.get("n_test")

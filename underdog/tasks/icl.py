@@ -22,6 +22,8 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from underdog.world.retrieve import SentenceIndex, split_sentences
+
 DOC_SEPARATOR = "\n"  # one document a line, then a blank line, then the question (as in pretraining)
 QUESTION_SEPARATOR = "\n"
 
@@ -58,7 +60,6 @@ def retrieved_contexts(tokenizer, documents: Sequence[dict], questions: Sequence
                        k: int = RETRIEVED_SENTENCES) -> list[IclContext]:
     """One prompt per question: its ``k``-sentence neighbourhood in the training set, nearest first, one sentence a
     line (the farthest are dropped when over ``budget`` tokens), a blank line, then the question."""
-    from underdog.world.retrieve import SentenceIndex, split_sentences
 
     sentences, ids = [], []
     for doc in documents:
@@ -141,7 +142,6 @@ def document_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[
 def support_contexts(tokenizer, documents: Sequence[dict], questions: Sequence[dict]) -> list[IclContext]:
     """One prompt per question: the sentences that state its support facts (a document's ``facts`` name its
     sentences in order, as built-in worlds write them), one a line in support order, then the question."""
-    from underdog.world.retrieve import split_sentences
 
     where: dict[str, tuple[str, str]] = {}
     for doc in documents:

@@ -35,6 +35,8 @@ from underdog.io import (
     read_jsonl,
     write_jsonl,
 )
+from underdog.runs import check_output_file
+from underdog.world import make_world, open_question, support_documents
 
 QA_FIELDS = {"id": str, "question": str, "answers": list}
 QA_OPTIONAL = {"context": str, "split": str}
@@ -180,7 +182,6 @@ CONVERTERS = {"squad": convert_squad, "triviaqa": convert_triviaqa, "coqa": conv
 
 def convert(fmt: str, src: str | os.PathLike, out: str | os.PathLike) -> int:
     """Convert ``src`` (format ``fmt``) to QA JSONL at ``out``; returns the number of rows written."""
-    from underdog.runs import check_output_file
 
     if fmt not in CONVERTERS:
         raise DataError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
@@ -204,7 +205,6 @@ def world_qa(seed: int, n_train: int = 400, n_dev: int = 200, n_test: int = 600,
     (with the world split in ``split``). Questions are shuffled once (seeded) and cut into the three parts.
     ``options`` lists the world's answer choices in the question ("... ...? Options: a; b; c; d."), the other
     pretraining format, which makes the task easier for a weak reader."""
-    from underdog.world import make_world, open_question, support_documents
 
     world = make_world(seed, pool="eval", **sizes)
     rng = random.Random(f"underdog-world-qa-{seed}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from underdog.io import read_jsonl
 from underdog.tools.registry import Tool
 from underdog.world.retrieve import SentenceIndex, content_words, split_sentences
 
@@ -46,7 +47,6 @@ def from_world(world, k: int = 1) -> Lookup:
 
 def from_jsonl(path: str | os.PathLike, k: int = 1) -> Lookup:
     """Over a user's passages file, one ``{"text"}`` a line (errors name file and line)."""
-    from underdog.io import read_jsonl
 
     rows = read_jsonl(path, required={"text": str}, optional={"id": str})
     return Lookup([s for r in rows for s in split_sentences(r["text"])], k)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from underdog.io import DataError, check, read_jsonl, write_jsonl
+from underdog.runs import check_output_dir
 from underdog.world.knowledge import (
     Fact,
     Knowledge,
@@ -151,7 +152,6 @@ def make_world(seed: int, pool: str = "eval", **sizes: int | float) -> World:
 
 def write_world(world: World, out_dir: str | os.PathLike) -> Path:
     """Write ``documents.jsonl``, ``questions.jsonl``, ``facts.jsonl`` and ``world.json`` into ``out_dir``."""
-    from underdog.runs import check_output_dir
 
     out = check_output_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)

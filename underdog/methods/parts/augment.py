@@ -26,6 +26,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from underdog.lm.generate import generate
+from underdog.world import Parser, closure, entails
 from underdog.world.episodes import pretrain_world, rewrite_line
 from underdog.world.render import strip_leadin
 from underdog.world.retrieve import SentenceIndex, content_words, singular, split_sentences
@@ -180,7 +182,6 @@ def generate_augmentations(lm, prompts: Sequence[tuple[str, str, str]], max_new_
     often junk ("Some Bs are Bs."); its second or third beam is often the inference (seed-7 world, 60
     syllogism pairs, builtin: 17 true conclusions greedy, 41 with 4 beams). Augmentations already in ``exclude``
     count as duplicates."""
-    from underdog.lm.generate import generate
 
     method = "beam" if beams > 1 else "greedy"
     outputs = generate(lm, [p for _, _, p in prompts], n=beams, method=method, max_new_tokens=max_new_tokens,
@@ -205,7 +206,6 @@ def generate_augmentations(lm, prompts: Sequence[tuple[str, str, str]], max_new_
 def truth_rate(augmentations: Sequence[dict], facts) -> dict:
     """For worlds with known facts: the fraction of augmentations that parse to a statement entailed by the
     world (and how many could not be parsed)."""
-    from underdog.world import Parser, closure, entails
 
     parser, known = Parser(facts), closure(facts)
     by_kind: dict[str, list[int]] = {}

@@ -21,6 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from underdog.config import TrainConfig
+from underdog.lm import load
+from underdog.lm.load import LM
+from underdog.runs import stage_checkpoint_dir
+from underdog.train import train
+from underdog.train.trainer import _DATA_ORDER_FIELDS, STATE_FILE, latest_checkpoint
 from underdog.world.retrieve import split_sentences
 
 if TYPE_CHECKING:
@@ -54,10 +59,6 @@ def finetune(model: str | LM, examples: list[dict], settings: TrainConfig, seed:
              output_dir: str | None = None):
     """Train ``model`` (a name or path, loaded fresh on ``device``, or an LM already loaded, which is trained
     in place) on ``examples``; returns (LM, training summary)."""
-    from underdog.lm import load
-    from underdog.lm.load import LM
-    from underdog.runs import stage_checkpoint_dir
-    from underdog.train import train
 
     lm = model if isinstance(model, LM) else load(model, device=device)
     model_name = lm.name
@@ -91,7 +92,6 @@ def checkpoint_every(settings: TrainConfig, n_examples: int) -> int:
 def _keep_latest(folder: Path):
     """A training callback that deletes every checkpoint but the latest complete one (a re-run needs no
     other), so that a stage's checkpoints take the room of one."""
-    from underdog.train.trainer import latest_checkpoint
 
     def callback(info: dict) -> None:
         latest = latest_checkpoint(folder)
@@ -107,7 +107,6 @@ def _keep_latest(folder: Path):
 def _resumable(folder: Path, config: TrainConfig) -> bool:
     """Whether ``folder`` holds a checkpoint this config can resume; a stale or incompatible one is removed
     (the stage's inputs fix the data, so this only happens when the code changed between runs)."""
-    from underdog.train.trainer import _DATA_ORDER_FIELDS, STATE_FILE, latest_checkpoint
 
     checkpoint = latest_checkpoint(folder)
     if checkpoint is None:

@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from underdog import UnderdogError
+from underdog.lm import load
+from underdog.lm.chat import chat_end_marker, format_chat
+from underdog.lm.generate import generate
+from underdog.lm.load import weights_stamp
 from underdog.runs import atomic_write_json
 
 STYLES = ("direct", "step_by_step", "recall_generate", "recall_reason_generate", "extract_generate", "explain")
@@ -136,20 +140,14 @@ class HFTeacher(Teacher):
 
     def __init__(self, model: str, device: str = "auto", max_new_tokens: int = 256, batch_size: int = 16) -> None:
         super().__init__()
-        from underdog.lm import load
 
         self.name, self.lm = f"hf:{model}", load(model, device=device)
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
     def key(self) -> dict:
-        from underdog.lm.load import weights_stamp
-
         return {"teacher": self.name, "weights": weights_stamp(self.lm.path), "max_new_tokens": self.max_new_tokens}
 
     def respond(self, jobs: Sequence[Job], log: Callable[[str], None] = print) -> list[str]:
-        from underdog.lm.chat import chat_end_marker, format_chat
-        from underdog.lm.generate import generate
-
         prompts = [format_chat(self.lm.tokenizer, messages_for(j)) for j in jobs]
         samples = generate(self.lm, prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
                            stop=[chat_end_marker(self.lm.tokenizer)], progress=True)
