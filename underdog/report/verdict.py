@@ -9,6 +9,7 @@ folder holding several runs. It reads nothing but ``results.json`` files and wha
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 from underdog import UnderdogError
@@ -59,7 +60,7 @@ def verdict_plot(rows: dict[str, dict | None], path: str | os.PathLike) -> None:
     studies = [s for s, v in rows.items() if v]
     roles = [("small_base", "small, without the method", "#bbbbbb"), ("small_method", "small + method", "#2b7bba"),
              ("large_best", "larger, its best method", "#e08214")]
-    fig, ax = plt.subplots(figsize=(min(8, 2 + 1.6 * len(studies)), 3.6))
+    fig, ax = plt.subplots(figsize=(min(8, 2 + 1.6 * len(studies)), 4.2))
     x = np.arange(len(studies))
     width = 0.26
     for k, (role, label, color) in enumerate(roles):
@@ -73,7 +74,7 @@ def verdict_plot(rows: dict[str, dict | None], path: str | os.PathLike) -> None:
             err[1].append(max(0.0, hi - v) if a else 0)
         ax.bar(x + (k - 1) * width, vals, width, yerr=err, capsize=2, label=label, color=color)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{s}\n({rows[s]['metric']})" for s in studies], fontsize=8)
+    ax.set_xticklabels([s + "\n" + textwrap.fill(rows[s]["metric"], 16) for s in studies], fontsize=7)
     ax.set_ylim(0, 1.0)
     ax.set_ylabel("headline metric")
     ax.set_title("Small model + method vs larger model", fontsize=10)
