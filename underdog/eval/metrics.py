@@ -53,7 +53,8 @@ def rouge_l(prediction: str, references: Sequence[str]) -> float:
     return max(_ROUGE.score(r, prediction)["rougeL"].fmeasure for r in references)
 
 
-def edit_distance(a: str, b: str) -> int:
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance between two sequences: characters of strings, or token ids."""
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]

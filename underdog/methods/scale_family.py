@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from underdog.eval.emergence import parameter_counts
-from underdog.eval.metrics import normalize_answer
+from underdog.eval.metrics import edit_distance, normalize_answer
 from underdog.lm import load
 from underdog.lm.generate import generate
 from underdog.lm.score import encode_pair, prefix_token_id, score, score_tokens
@@ -156,16 +156,6 @@ def _choice_rows(lm, questions: list[dict], prompts: list[str]) -> dict[str, lis
     return rows
 
 
-def _token_edit_distance(a: list[int], b: list[int]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
 def _names_rows(lm, questions: list[dict], documents: list[dict], budget: int, limit: int) -> dict:
     prompts = _prompts(lm, questions, documents, budget, None)
     keep = []
@@ -185,7 +175,7 @@ def _names_rows(lm, questions: list[dict], documents: list[dict], budget: int, l
         ids = gen[0].token_ids
         rows["exact_match"].append(float(normalize_answer(gen[0].text) == normalize_answer(answer)))
         rows["token_accuracy"].append(float(np.mean([i < len(ids) and ids[i] == t for i, t in enumerate(target)])))
-        rows["token_edit_distance"].append(float(_token_edit_distance(ids, target)))
+        rows["token_edit_distance"].append(float(edit_distance(ids, target)))
         rows["logprob"].append(float(s.logprob))
         rows["token_prob"].append(float(np.exp(s.mean_logprob)))
     return {"ids": [k[0]["id"] for k in keep], "length": [len(k[3]) for k in keep], "rows": rows}
