@@ -67,16 +67,14 @@ class Recipe(Strict):
     max_new_tokens: int = Field(16, gt=0)
     gamma: float = Field(0.7, gt=0, le=1)  # Rouge-L threshold of a correct answer
     abstain_text: str = "I don't know"
-    # a question counts as mostly wrong below this share of correct samples; 0.25, not 0.5: sampled answers (T=1)
-    # of the built-in model are right half as often as its greedy ones (0.11 vs 0.22 on world QA), and at 0.5 only
-    # 6% of questions count as right (greedy accuracy 0.87 there), at >= 1 of 5 samples 32% (0.55; 0.07 elsewhere)
+    # a question counts as mostly wrong below this share of correct samples (why 0.25: docs/studies.md, "Defaults")
     majority: float = Field(0.25, gt=0, le=1)
     per_question: int = Field(1, gt=0)  # pairs of each kind per question
     reference: bool = False  # the reference answer as "correct" for questions with no correct sample
     balance: bool = True  # repeat correct > abstain pairs up to the abstain > wrong count (preference.build_pairs)
     preferences: str | None = None  # extra preference JSONL (TRL format) for the aligned arm
     sft: TrainSettings | None = None  # optional SFT stage before DPO (underdog.train)
-    dpo: DPOSettings = DPOSettings(epochs=2, sft_weight=1.0)  # plain DPO (sft_weight 0) cut accuracy 0.22 -> 0.07
+    dpo: DPOSettings = DPOSettings(epochs=2, sft_weight=1.0)  # DPO + the chosen answers' likelihood (docs/studies.md)
     lanes: int = Field(2, ge=1)  # DPO arms trained side by side in worker processes
     consistency_samples: int = Field(5, gt=1)
     aspire_run: str | None = None  # a finished ASPIRE run on the same questions; None: run ASPIRE here

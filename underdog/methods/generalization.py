@@ -44,8 +44,8 @@ METHODS = ("none", "icl", "ft", "ft-lora", "aug-local", "aug-global", "aug-both"
 AUGMENTS = {"aug-local": ("local",), "aug-global": ("global",), "aug-both": ("local", "global")}
 
 
-# Full fine-tuning on the documents: enough updates for a small model to memorise most sentences (seed-7 world,
-# builtin: forward 0.72 after 20 epochs, 0.825 after 40); the LoRA arm trains the same way at a higher lr.
+# Full fine-tuning on the documents: enough updates for a small model to memorise most sentences (why 30
+# epochs: docs/studies.md, "Defaults"); the LoRA arm trains the same way at a higher lr.
 FINETUNE = TrainConfig(lr=3e-3, epochs=30, batch_size=8, max_length=128, packing=True, completion_only=False,
                        warmup_ratio=0.05)
 LORA = TrainConfig(**{**FINETUNE.model_dump(exclude_unset=True), "adapter": "lora", "lr": 1e-2, "lora_r": 16,
@@ -63,7 +63,7 @@ class GeneralizationRecipe(Strict):
     # what ICL puts in context (tasks.icl); "support" (the support facts' sentences alone) is a diagnostic
     icl_context: Literal["retrieved", "documents", "support"] = "retrieved"
     batch_size: int = Field(16, gt=0)
-    generate_batch_size: int = Field(64, gt=0)  # prompts per augmentation batch (x beams rows): 2x faster than 16
+    generate_batch_size: int = Field(64, gt=0)  # prompts per augmentation batch (x beams rows)
     device: str = "auto"
     dtype: str = "auto"  # weights' dtype: "auto" is bf16 on a GPU that has it, else float32
     split_sentences: str = "independent"  # off | independent | cumulative
@@ -75,8 +75,7 @@ class GeneralizationRecipe(Strict):
     global_links: int = Field(2, gt=0)  # linked: partner sentences per training sentence
     global_rounds: int = Field(2, gt=0)  # linked: later rounds pair each conclusion so far with its best partner
     global_per_document: int = Field(4, gt=0)  # documents: inferences asked per document
-    global_beams: int = Field(3, gt=0)  # beams per aug-global prompt; the best non-junk candidate is kept (seed 7,
-    # 256 linked prompts: 4 beams 134 true conclusions, 3 beams 132 in 0.65x the time, 2 beams 123)
+    global_beams: int = Field(3, gt=0)  # beams per aug-global prompt; the best non-junk candidate is kept
     lanes: int | None = Field(None, gt=0)  # fine-tuning arms trained at once (worker processes); None: 2 on CPU, 1 on GPU
     save_model: bool = False  # keep the best fine-tuned arm's model in <out>/model (underdog.lm.load-able)
     compare_model: str | None = None  # a larger model answering the same questions with `compare_methods`
