@@ -17,18 +17,24 @@ from underdog.eval.metrics import normalize_answer, rouge_l
 from underdog.lm.generate import generate
 
 
-def vote(answers: Sequence[str]) -> tuple[str, float]:
-    """The majority answer (its first-seen surface form) and its agreement share; ``("", 0.0)`` for none."""
-    if not answers:
-        return "", 0.0
+def ranked_answers(answers: Sequence[str]) -> list[tuple[str, int]]:
+    """``(surface form, votes)`` per normalised answer, most votes first; among equal votes, and for an
+    answer's surface form, the first seen wins."""
     counts: dict[str, int] = {}
     first: dict[str, str] = {}
     for a in answers:
         key = normalize_answer(a)
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, a)
-    best = max(counts, key=lambda k: counts[k])  # max keeps the first-inserted key among equal counts
-    return first[best], counts[best] / len(answers)
+    return [(first[k], counts[k]) for k in sorted(counts, key=lambda k: -counts[k])]  # sorted is stable
+
+
+def vote(answers: Sequence[str]) -> tuple[str, float]:
+    """The majority answer (its first-seen surface form) and its agreement share; ``("", 0.0)`` for none."""
+    if not answers:
+        return "", 0.0
+    answer, votes = ranked_answers(answers)[0]
+    return answer, votes / len(answers)
 
 
 def self_consistency(samples: Sequence[Sequence[str]], references: Sequence[Sequence[str]],

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import Field
 
 from underdog.config import Strict
+from underdog.eval.consistency import ranked_answers
 from underdog.eval.metrics import normalize_answer
 from underdog.tasks.qa import qa_completion, qa_prompt
 
@@ -50,13 +51,7 @@ class DPOSettings(Strict):
 
 def _unique(texts: Sequence[str]) -> list[str]:
     """Texts by decreasing frequency (first seen first among equals), one per normalised form."""
-    counts: dict[str, int] = {}
-    first: dict[str, str] = {}
-    for t in texts:
-        key = normalize_answer(t)
-        counts[key] = counts.get(key, 0) + 1
-        first.setdefault(key, t)
-    return [first[k] for k in sorted(counts, key=lambda k: -counts[k])]
+    return [text for text, _ in ranked_answers(texts)]
 
 
 def build_pairs(items: Sequence[dict], sampled: Sequence[dict], abstain_text: str | None = "I don't know",
