@@ -109,7 +109,7 @@ def run_demo(out: str, model: str = "builtin", seed: int = 2026, quick: bool = F
     run.write_results("demo", model, "built-in world studies", metrics,
                       extra={"studies": {s: str(out_dir / s / "results.json") for s in results},
                              "wall_seconds": time.time() - start, "study_seconds": seconds})
-    write_demo_report(out_dir)
+    write_demo_report(out_dir, rebuild=False)  # each study wrote its report as it finished
     console.print(f"demo finished in {time.time() - start:.0f} s. Report (the verdict first):")
     console.print(str(out_dir / "report.md"), soft_wrap=True)  # the last line: the path, never wrapped
     return json.loads((out_dir / "results.json").read_text())

@@ -103,21 +103,23 @@ def _link_images(text: str, sub: str) -> str:
 
 
 def _study_dirs(results: dict, run_dir: Path) -> dict[str, Path]:
+    """Each study's run folder: where the demo's results.json says, or ``run_dir/<study>`` when the demo folder
+    was moved since."""
     out = {}
     for study, path in (results.get("studies") or {}).items():
-        p = Path(path).parent
-        out[study] = p if p.is_absolute() or p.is_dir() else run_dir / study
-        if not (out[study] / "results.json").is_file():
-            out[study] = run_dir / study
+        recorded = Path(path).parent
+        out[study] = recorded if (recorded / "results.json").is_file() else run_dir / study
     return out
 
 
-def write_demo_report(run_dir: str | os.PathLike, results: dict | None = None) -> str:
-    """A demo folder's report.md: the verdict page, then every study's report."""
+def write_demo_report(run_dir: str | os.PathLike, results: dict | None = None, rebuild: bool = True) -> str:
+    """A demo folder's report.md: the verdict page, then every study's report (rebuilt from its results.json,
+    or, with ``rebuild=False``, the report.md its run has just written)."""
     run_dir = Path(run_dir)
     results = results or read_results(run_dir)
     studies = {s: d for s, d in _study_dirs(results, run_dir).items() if (d / "results.json").is_file()}
-    reports = {s: write_report(d) for s, d in studies.items()}
+    reports = {s: write_report(d) if rebuild or not (d / "report.md").is_file() else (d / "report.md").read_text()
+               for s, d in studies.items()}
     rows = {s: read_results(d).get("verdict") for s, d in studies.items()}
     env = results.get("env", {})
     head = (f"Model `{results.get('model')}`; {len(studies)} studies ran offline on {env.get('device', '?')} in "
