@@ -17,9 +17,10 @@ from underdog import UnderdogError, __version__
 def cmd_score(args: argparse.Namespace) -> int:
     from underdog.config import ScoreRecipe, build_config
     from underdog.eval.metrics import mean_with_ci
+    from underdog.files import check_output_dir
     from underdog.io import write_jsonl
     from underdog.lm import load
-    from underdog.runs import Run, check_output_dir, seed_everything
+    from underdog.runs import Run, seed_everything
     from underdog.tasks.choice import check_choices_fit, evaluate_choices, read_choice_file
 
     cfg = build_config(ScoreRecipe, {"model": args.model, "data": args.data, "out": args.out,
@@ -46,8 +47,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from underdog.config import load_config
+    from underdog.files import check_output_dir
     from underdog.pretrain.recipe import PretrainRecipe, run_pretrain
-    from underdog.runs import check_output_dir
 
     overrides = list(args.overrides)
     if args.recipe and "=" in args.recipe and not Path(args.recipe).is_file():
@@ -61,9 +62,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
 
+    from underdog.files import atomic_write_json, check_output_file
     from underdog.lm import load
     from underdog.pretrain.probe import ComparatorProbe, IclProbe, LookupProbe, name_probes
-    from underdog.runs import atomic_write_json, check_output_file
     from underdog.world import SPLITS
 
     lo, _, hi = args.lines.partition("-")
@@ -106,7 +107,7 @@ def world_sizes(pairs: list[str]) -> dict[str, int | float]:
 
 
 def cmd_world(args: argparse.Namespace) -> int:
-    from underdog.runs import check_output_dir
+    from underdog.files import check_output_dir
     from underdog.world import make_world, write_world
 
     check_output_dir(args.out)
@@ -170,8 +171,8 @@ def flag_overrides(args: argparse.Namespace, recipe_class) -> list[str]:
 def run_study(name: str, data: dict, overrides: list[str]) -> dict:
     """Validate a study's recipe (YAML mapping + overrides), check its output folder, run it."""
     from underdog.config import build_config
+    from underdog.files import check_output_dir
     from underdog.methods import get_study
-    from underdog.runs import check_output_dir
 
     study = get_study(name)
     recipe = build_config(study.Recipe, data, overrides)
@@ -229,7 +230,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from underdog.eval.paired import compare_runs, comparison_table
-    from underdog.runs import atomic_write_json, check_output_file
+    from underdog.files import atomic_write_json, check_output_file
 
     if args.out:
         check_output_file(args.out)
@@ -251,7 +252,7 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from underdog.demo import run_demo
-    from underdog.runs import check_output_dir
+    from underdog.files import check_output_dir
 
     check_output_dir(args.out)
     run_demo(args.out, model=args.model, seed=args.seed, quick=args.quick, studies=args.studies)

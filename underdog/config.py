@@ -129,7 +129,7 @@ def _output_path(value: str) -> str:
 
 # Field types for recipes: ``device: Device = "auto"`` checks the spelling (whether the device exists here is
 # ``lm.load.resolve_device``'s check); ``out: OutputPath`` refuses an empty path. Whether the folder can be
-# written is checked on the file system by ``runs.check_output_dir`` before any work starts.
+# written is checked on the file system by ``files.check_output_dir`` before any work starts.
 Device = Annotated[str, AfterValidator(_device)]
 OutputPath = Annotated[str, AfterValidator(_output_path)]
 DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from underdog import UnderdogError
-from underdog.runs import atomic_write
+from underdog.files import atomic_write
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB a line; see the module docstring
 MAX_FIELD_CHARS = 8192  # a choice or reference answer: more than a 2048-token window of English text

@@ -13,16 +13,9 @@ from pathlib import Path
 import pytest
 
 from underdog import UnderdogError
+from underdog.files import OutputError, atomic_write_text, check_output_dir, check_output_file
 from underdog.io import DataError, iter_jsonl, read_jsonl
-from underdog.runs import (
-    OutputError,
-    Run,
-    RunLockedError,
-    atomic_write_text,
-    check_output_dir,
-    check_output_file,
-    stage_checkpoint_dir,
-)
+from underdog.runs import Run, RunLockedError, stage_checkpoint_dir
 from underdog.tasks.choice import ChoiceItem, check_choices_fit, evaluate_choices, read_choice_file
 
 ROW = {"id": "a", "context": "the cat sat on the", "choices": ["mat", "tree"], "answer": 0}

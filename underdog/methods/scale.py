@@ -33,11 +33,12 @@ from underdog.config import Strict
 from underdog.eval import emergence as em
 from underdog.eval.metrics import bootstrap_ci, mean_with_ci
 from underdog.eval.verdict import verdict
+from underdog.files import atomic_write_json
 from underdog.io import check, read_jsonl
 from underdog.lm.load import resolve_model_path
 from underdog.methods import scale_family as fam
 from underdog.report import write_report
-from underdog.runs import Run, atomic_write_json, metric
+from underdog.runs import Run, metric
 from underdog.world.episodes import pretraining_texts
 
 NAME = "scale"

@@ -26,11 +26,12 @@ from pydantic import Field, model_validator
 
 from underdog import UnderdogError
 from underdog.config import TrainConfig
+from underdog.files import atomic_write_json
 from underdog.io import DataError, read_jsonl
 from underdog.lm import load
 from underdog.lm.load import resolve_model_path, weights_stamp
 from underdog.report import write_report
-from underdog.runs import Run, atomic_write_json, metric
+from underdog.runs import Run, metric
 from underdog.train import apply_adapter, example_segments, train
 from underdog.train.save import final_loss, model_card, save_model
 

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from underdog.files import atomic_write_json, atomic_write_text
 from underdog.lm.load import ModelLoadError, resolve_model_path
 from underdog.pretrain.tokenizer import OPTIONS
-from underdog.runs import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from underdog.pretrain.recipe import PretrainRecipe

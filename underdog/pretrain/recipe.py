@@ -23,10 +23,11 @@ import torch
 from pydantic import Field, model_validator
 
 from underdog.config import Strict
+from underdog.files import atomic_write_json
 from underdog.lm.load import ASSETS, LM, resolve_model_path, tokenizer_dir
 from underdog.pretrain.card import earlier_record, write_model_card
 from underdog.pretrain.tokenizer import OPTIONS
-from underdog.runs import Run, atomic_write_json, environment
+from underdog.runs import Run, environment
 from underdog.tasks.icl import default_budget
 from underdog.train import TrainConfig, save_trained, train
 from underdog.world import DEFAULT_SIZES

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from underdog import UnderdogError
-from underdog.runs import atomic_write_json, atomic_write_text
+from underdog.files import atomic_write_json, atomic_write_text
 
 
 def fmt(entry: dict | None) -> str:

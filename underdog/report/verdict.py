@@ -13,8 +13,8 @@ import textwrap
 from pathlib import Path
 
 from underdog import UnderdogError
+from underdog.files import atomic_write_text
 from underdog.report import fmt, read_results, write_report
-from underdog.runs import atomic_write_text
 
 ANSWER = {"yes": "**yes**", "no": "no", "tie": "tie (CI spans 0)", None: "–"}
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from underdog.files import check_output_file
 from underdog.io import (
     MAX_FIELD_CHARS,
     DataError,
@@ -35,7 +36,6 @@ from underdog.io import (
     read_jsonl,
     write_jsonl,
 )
-from underdog.runs import check_output_file
 from underdog.world import make_world, open_question, support_documents
 
 QA_FIELDS = {"id": str, "question": str, "answers": list}

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from underdog.files import check_output_dir
 from underdog.io import DataError, check, read_jsonl, write_jsonl
-from underdog.runs import check_output_dir
 from underdog.world.knowledge import (
     Fact,
     Knowledge,

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from underdog import UnderdogError
+from underdog.files import atomic_write_json
 from underdog.lm import load
 from underdog.lm.chat import chat_end_marker, format_chat
 from underdog.lm.generate import generate
 from underdog.lm.load import weights_stamp
-from underdog.runs import atomic_write_json
 
 STYLES = ("direct", "step_by_step", "recall_generate", "recall_reason_generate", "extract_generate", "explain")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
