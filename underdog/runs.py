@@ -322,7 +322,7 @@ class Run:
         self.log(f"stages {', '.join(n for n, _, _ in todo)}: {lanes} at a time, {threads} thread(s) each; "
                  f"progress in {self.dir / 'stages'}/<stage>.log")
         with ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_stage_in_lane, str(self.dir), name, inputs, fn, threads): name
+            futures = {pool.submit(_stage_in_lane, str(self.dir), name, inputs, fn, threads, os.getpid()): name
                        for name, inputs, fn in todo}
             try:
                 for future in tqdm(as_completed(futures), total=len(futures), desc=f"stages ({lanes} lanes)"):
@@ -331,7 +331,8 @@ class Run:
                     seconds = json.loads((self.stage_dir(name) / "stage.json").read_text())["seconds"]
                     self.timing[name] = round(seconds, 3)
                     self.log(f"stage {name}: done in {seconds:.1f}s")
-            except BaseException:
+            except BaseException:  # Ctrl-C or a failed stage: stop the other workers now, not when they finish
+                _terminate_workers(pool)
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return {name: results[name] for name, _, _ in jobs}
@@ -351,10 +352,32 @@ class Run:
         return results
 
 
-def _stage_in_lane(out_dir: str, name: str, inputs: Any, fn: Callable[[Path], Any], threads: int) -> Any:
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+def _exit_when_orphaned(parent: int, every: float = 1.0) -> None:
+    """A worker's watchdog: a parent killed with ``kill -9`` cannot stop its workers, so each worker ends itself
+    once it is re-parented (its unfinished stage stays unfinished, and resumes on the next run)."""
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _stage_in_lane(out_dir: str, name: str, inputs: Any, fn: Callable[[Path], Any], threads: int,
+                   parent: int | None = None) -> Any:
     """One stage in a worker process of ``Run.stages_in_lanes``: torch on ``threads`` threads, output to a log."""
+    import threading
+
     import torch
 
+    if parent is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     log_path = Path(out_dir) / "stages" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

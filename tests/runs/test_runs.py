@@ -95,3 +95,51 @@ def test_stages_in_lanes_run_in_workers_with_a_share_of_the_threads_and_resume(t
     again = Run(tmp_path / "lanes", {"x": 1})
     assert again.stages_in_lanes(jobs, lanes=2) == results  # finished stages are loaded, not recomputed
     assert again.skipped == ["a", "b", "c"]
+
+
+LANES_RUN = Path(__file__).with_name("lanes_run.py")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has finished; only its parent's bookkeeping is left
+
+
+def _wait_for(predicate, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def _worker_pids(out: Path) -> list[int]:
+    assert _wait_for(lambda: (out / "a.pid").exists() and (out / "b.pid").exists(), 60), "workers never started"
+    return [int((out / f"{n}.pid").read_text()) for n in ("a", "b")]
+
+
+def test_a_failed_lane_stops_the_other_worker_at_once(tmp_path):
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, str(LANES_RUN), str(tmp_path), "fail"], capture_output=True, text=True,
+                          timeout=100)
+    assert proc.returncode != 0 and "stage b failed" in proc.stderr
+    assert time.monotonic() - start < 60  # the sleeping stage a (120 s) was not waited for
+    assert not any(_alive(pid) for pid in _worker_pids(tmp_path))
+    assert not (tmp_path / "run" / "stages" / "a" / "stage.json").exists()
+
+
+def test_workers_end_when_the_run_is_killed_9(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(LANES_RUN), str(tmp_path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        pids = _worker_pids(tmp_path)
+        assert all(_alive(pid) for pid in pids)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert _wait_for(lambda: not any(_alive(pid) for pid in pids), 10), "workers outlived their run"
+    finally:
+        proc.kill()
