@@ -136,6 +136,8 @@ def study_flags(parser: argparse.ArgumentParser, recipe_class) -> None:
     import typing
 
     for name, info in recipe_class.model_fields.items():
+        if info.exclude:
+            continue  # not a setting of this study (e.g. train's output_dir: its run folder is `out`)
         kinds = _kinds(info.annotation)
         if any(hasattr(k, "model_fields") for k in kinds) or any(typing.get_origin(k) is dict for k in kinds):
             continue  # a section or a mapping: key=value overrides only

@@ -148,3 +148,13 @@ def test_a_gathered_state_dict_rebuilds_the_trained_model_on_the_cpu(tmp_path, l
     ids = torch.tensor([[1, 5, 9, 12, 7]])
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(input_ids=ids).logits, trained.eval()(input_ids=ids).logits)
+
+
+def test_output_dir_is_no_flag_and_refused_as_a_key(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--output-dir" not in capsys.readouterr().out
+    data = write_data(tmp_path / "d.jsonl")
+    assert main(["train", f"--data={data}", f"--out={tmp_path / 'run'}", "output_dir=elsewhere"]) == 2
+    assert "set out, not output_dir" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -53,6 +53,7 @@ class Recipe(TrainConfig):
     epochs: float = Field(3.0, gt=0)
     max_length: int = Field(1024, gt=0)
     save_every: int = Field(100, ge=0)
+    output_dir: str | None = Field(None, exclude=True)  # refused below: the run folder `out` holds checkpoints
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
