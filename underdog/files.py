@@ -62,17 +62,22 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
+def _check_writable(folder: Path, problem: str) -> None:
+    """``folder`` takes new files and has free space; else ``OutputError`` (``problem`` opens the message)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{problem}: folder {folder} is not writable")
+    free = _free_bytes(folder)
+    if free is not None and free < _MIN_FREE_BYTES:
+        raise OutputError(f"{problem}: no space left on the disk of {folder}")
+
+
 def _check_parent(target: Path, what: str) -> None:
     ancestor = _nearest_existing(target.parent)
     if ancestor.is_symlink() and not ancestor.exists():
         raise OutputError(f"cannot create {what} {target}: {ancestor} is a broken symbolic link")
     if not ancestor.is_dir():
         raise OutputError(f"cannot create {what} {target}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot create {what} {target}: folder {ancestor} is not writable")
-    free = _free_bytes(ancestor)
-    if free is not None and free < _MIN_FREE_BYTES:
-        raise OutputError(f"cannot create {what} {target}: no space left on the disk of {ancestor}")
+    _check_writable(ancestor, f"cannot create {what} {target}")
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:
@@ -84,16 +89,12 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     p = Path(path).expanduser()
     if p.is_symlink() and not p.exists():
         raise OutputError(f"output folder {p} is a broken symbolic link")
-    if p.exists():
-        if not p.is_dir():
-            raise OutputError(f"output folder {p} exists and is a file; choose another path")
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise OutputError(f"output folder {p} is not writable")
-        free = _free_bytes(p)
-        if free is not None and free < _MIN_FREE_BYTES:
-            raise OutputError(f"output folder {p}: no space left on its disk")
-        return p
-    _check_parent(p, "output folder")
+    if not p.exists():
+        _check_parent(p, "output folder")
+    elif not p.is_dir():
+        raise OutputError(f"output folder {p} exists and is a file; choose another path")
+    else:
+        _check_writable(p, "cannot write the output")
     return p
 
 
