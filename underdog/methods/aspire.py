@@ -381,17 +381,17 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
     correct = [r["correct"] for r in rows]
     scores = {"aspire": aspire_scores(rows, alpha), "aspire-judge-only": aspire_scores(rows, 1.0),
               **{b: [r[b] for r in rows] for b in BASELINES}}
-    metrics, curves = {}, {}
+    probability_of_correct = {"aspire-judge-only": "judge", "ptrue": "ptrue", "selfeval": "selfeval"}
+    metrics, curves, calibration = {}, {}, {}
     for name, s in scores.items():
-        for m, entry in selective_metrics(s, correct, n_boot=recipe.n_boot, seed=recipe.seed).items():
+        column = probability_of_correct.get(name)
+        if column:  # a log-probability of "correct": as a probability (same ranking) it also has an ECE
+            s = np.exp([r[column] for r in rows])
+            calibration[f"{recipe.model}: {name}"] = {"probs": [float(x) for x in s],
+                                                       "correct": [int(c) for c in correct]}
+        for m, entry in selective_metrics(s, correct, n_boot=recipe.n_boot, seed=recipe.seed,
+                                          probability=column is not None).items():
             metrics[f"{name}/{m}"] = entry
-    calibration = {}  # the scores that are probabilities of "correct": their expected calibration error
-    for name, column in (("aspire-judge-only", "judge"), ("ptrue", "ptrue"), ("selfeval", "selfeval")):
-        probs = np.exp([r[column] for r in rows])
-        metrics[f"{name}/ece"] = selective_metrics(probs, correct, n_boot=recipe.n_boot, seed=recipe.seed,
-                                                   probability=True)["ece"]
-        calibration[f"{recipe.model}: {name}"] = {"probs": [float(x) for x in probs],
-                                                   "correct": [int(c) for c in correct]}
     best_main = max(BASELINES, key=lambda b: metrics[f"{b}/auacc"]["value"])
     for name in ("aspire", best_main):
         curves[f"{recipe.model}: {name}" + (" (best baseline)" if name != "aspire" else "")] = \
