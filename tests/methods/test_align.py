@@ -113,10 +113,12 @@ def _fake_aspire(path, test, seed=0):
 def test_study_end_to_end_with_a_finished_aspire_run(tmp_path, gpt2_dir):
     write_jsonl(tmp_path / "train.jsonl", _qa(6))
     write_jsonl(tmp_path / "test.jsonl", _qa(10, start=100))
+    write_jsonl(tmp_path / "dev.jsonl", _qa(6, start=50))
     (tmp_path / "aspire").mkdir()
     _fake_aspire(tmp_path / "aspire", _qa(10, start=100))
     recipe = Recipe(model=str(gpt2_dir), task=None, train=str(tmp_path / "train.jsonl"),
-                    test=str(tmp_path / "test.jsonl"), out=str(tmp_path / "run"), device="cpu", k=2,
+                    test=str(tmp_path / "test.jsonl"), dev=str(tmp_path / "dev.jsonl"), out=str(tmp_path / "run"),
+                    device="cpu", k=2,
                     max_new_tokens=4, reference=True, lanes=1, consistency_samples=2, n_boot=50,
                     aspire_run=str(tmp_path / "aspire"),
                     dpo=DPOSettings(max_steps=2, batch_size=4, logging_steps=1, max_length=128))
@@ -129,6 +131,9 @@ def test_study_end_to_end_with_a_finished_aspire_run(tmp_path, gpt2_dir):
                 "big/accuracy", "big_at_coverage/accuracy_answered"):
         assert key in m or (key.endswith("at_coverage/accuracy_answered") and res["summary"]["answered"] == 0), key
     assert 0 <= m["aligned/coverage"]["value"] <= 1 and m["aligned/coverage"]["ci95"] is not None
+    assert res["summary"]["aligned_rule"].startswith("threshold") and m["aligned/coverage"]["rule"].startswith(
+        "threshold") and 0 < res["summary"]["dev_coverage"] <= 1  # the headline names its rule, tuned on dev
+    assert "aligned-greedy/coverage" in m and "aligned-greedy/abstain_recall" in m
     assert res["training"]["aligned"]["pairs"]["abstain>wrong"] > 0 and res["training"]["dpo"]["n_pairs"] > 0
     assert res["verdict"]["small_method"]["label"].endswith("aligned (abstains)")
     out = tmp_path / "run"
@@ -136,7 +141,7 @@ def test_study_end_to_end_with_a_finished_aspire_run(tmp_path, gpt2_dir):
     assert (out / "pairs_aligned_trl.jsonl").is_file()
     again = run(recipe, log=logs.append)  # every stage cached
     assert set(again["timing"]["skipped_stages"]) >= {"eval-base", "sample", "dpo", "aligned", "eval-dpo",
-                                                      "eval-aligned"}
+                                                      "eval-aligned", "eval-aligned-dev"}
     assert again["metrics"]["aligned/accuracy"] == m["aligned/accuracy"]
     _fake_aspire(tmp_path / "aspire", _qa(10, start=200))  # ASPIRE answered other questions
     with pytest.raises(UnderdogError, match="test questions differ"):

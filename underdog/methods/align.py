@@ -1,19 +1,23 @@
 """Alignment study: preference tuning (DPO through TRL) and learned abstention, side by side with ASPIRE.
 
 Data: world QA of ``seed`` cut exactly as ASPIRE cuts it (same ``n_train``/``n_dev``/``n_test``, so the same
-test questions), or QA JSONL files. Stages (cached, resumable): ``aspire`` (ASPIRE run into ``OUT/aspire``
-unless ``aspire_run`` names a finished one on the same questions, checked by question ids), an optional
-``sft`` stage (``underdog.train`` on prompt -> reference answer), ``sample`` (k sampled answers per training
-question from the policy, marked correct at Rouge-L >= ``gamma``), ``dpo`` (TRL's ``DPOTrainer`` on correct >
-wrong pairs only) and ``aligned`` (the same plus the abstention pairs: "I don't know." > wrong for mostly wrong
-questions, correct > "I don't know." for mostly right ones; ``methods.parts.preference``), each saved with
-``save_pretrained`` and loaded back through ``underdog.lm.load``; ``eval-*`` answers the test questions
-greedily (base, dpo, aligned; an answer equal to the abstention text is an abstention, and the aligned model's
-``1 - P(first abstention token)`` is its confidence score), with self-consistency (``eval.consistency``) on
-the base model's samples. Results: accuracy, coverage, accuracy on answered questions, abstention precision and
-recall (abstained on questions the base model got wrong), selective metrics where a score exists, ASPIRE and
-``builtin-large``'s best baseline read at the aligned model's coverage (paired bootstrap differences), and the
-verdict. Extra preference pairs from a user's file (``preferences``, TRL format) join the aligned arm.
+test questions; ``extra_questions`` more world questions after those, for pairs only), or QA JSONL files.
+Stages (cached, resumable): ``aspire`` (ASPIRE run into ``OUT/aspire`` unless ``aspire_run`` names a
+finished one on the same questions, checked by question ids), an optional ``sft`` stage (``underdog.train`` on
+prompt -> reference answer, or R-Tuning's refusal-aware targets), ``sample`` (the greedy and k sampled answers
+per pair question, marked correct at Rouge-L >= ``gamma``), ``dpo`` (TRL's ``DPOTrainer`` on correct > wrong
+pairs only) and ``aligned`` (the same plus the abstention pairs: "I don't know." > wrong for unknown questions,
+correct > "I don't know." for known ones, by greedy correctness or sample majority;
+``methods.parts.preference``), each saved with ``save_pretrained`` and loaded back through
+``underdog.lm.load``; ``eval-*`` answers the test questions greedily (base, dpo: an answer equal to the
+abstention text is an abstention). The aligned model answers dev and test questions with the abstention's
+first token banned and abstains by ``rule`` (``align_results.apply_rule``): P(that token) above a threshold
+chosen on dev, or that token being its greedy choice; ``1 - P`` is its confidence score. Self-consistency
+(``eval.consistency``) runs on the base model's samples. Results: accuracy, coverage, accuracy on answered
+questions, abstention precision and recall (abstained on questions the base model got wrong), selective
+metrics where a score exists, ASPIRE and ``builtin-large``'s best baseline read at the aligned model's coverage
+(paired bootstrap differences), and the verdict. Extra preference pairs from a user's file (``preferences``,
+TRL format) join the aligned arm.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from underdog.eval.metrics import normalize_answer, rouge_l
 from underdog.io import read_jsonl, write_jsonl
 from underdog.lm import load
 from underdog.lm.load import weights_stamp
+from underdog.methods.align_results import apply_rule
 from underdog.methods.parts.preference import DPOSettings, build_pairs, count_pairs, train_dpo
 from underdog.report import write_report
 from underdog.runs import Run, hash_inputs
@@ -42,7 +47,7 @@ from underdog.tasks.qa import qa_completion, qa_prompt, read_qa, world_qa
 from underdog.train import TrainConfig, train
 
 NAME = "align"
-DEMO_SECONDS = 70
+DEMO_SECONDS = 185
 BASELINES = ("perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval")
 
 
@@ -60,21 +65,33 @@ class Recipe(Strict):
     world_options: bool = True
     out: str = "runs/align"
     device: str = "auto"
-    pair_questions: int = Field(160, gt=0)  # training questions sampled for preference pairs (the first ones)
-    k: int = Field(6, gt=1)  # sampled answers per training question
+    pair_questions: int = Field(400, gt=0)  # training questions for preference pairs (the first ones)
+    extra_questions: int = Field(400, ge=0)  # world-qa only: more pair questions, the world's next after the test
+    k: int = Field(4, gt=1)  # sampled answers per pair question
     temperature: float = Field(1.0, gt=0)
     batch_size: int = Field(16, gt=0)
     max_new_tokens: int = Field(16, gt=0)
     gamma: float = Field(0.7, gt=0, le=1)  # Rouge-L threshold of a correct answer
     abstain_text: str = "I don't know"
-    # a question counts as mostly wrong below this share of correct samples (why 0.25: docs/studies.md, "Defaults")
+    # abstention labels: "greedy" (R-Tuning: a question is unknown when the greedy answer is wrong) or "samples"
+    # (unknown below ``majority`` share of correct samples)
+    labels: Literal["greedy", "samples"] = "greedy"
     majority: float = Field(0.25, gt=0, le=1)
     per_question: int = Field(1, gt=0)  # pairs of each kind per question
     reference: bool = False  # the reference answer as "correct" for questions with no correct sample
-    balance: bool = True  # repeat correct > abstain pairs up to the abstain > wrong count (preference.build_pairs)
+    balance: bool = False  # repeat correct > abstain pairs up to the abstain > wrong count (preference.build_pairs)
+    # the aligned model's abstention: "threshold" (P(abstention's first token) above a threshold tuned on dev;
+    # otherwise it answers with that token banned) or "greedy" (abstain when that token is the argmax)
+    rule: Literal["threshold", "greedy"] = "threshold"
+    min_coverage: float = Field(0.3, gt=0, le=1)  # the threshold's floor on dev coverage
     preferences: str | None = None  # extra preference JSONL (TRL format) for the aligned arm
     sft: TrainSettings | None = None  # optional SFT stage before DPO (underdog.train)
-    dpo: DPOSettings = DPOSettings(epochs=2, sft_weight=1.0)  # DPO + the chosen answers' likelihood (docs/studies.md)
+    # the SFT targets: "reference" answers of the training questions (before sampling; both arms start from it),
+    # or "refusal" (R-Tuning): per pair question its greedy answer when right, else the abstention (after
+    # sampling the base model; only the aligned arm starts from it)
+    sft_targets: Literal["reference", "refusal"] = "reference"
+    # LoRA (PEFT's implicit reference), DPO + the chosen answers' likelihood (RPO); why: docs/studies.md
+    dpo: DPOSettings = DPOSettings(adapter="lora", lr=1e-3, beta=0.3, epochs=1, sft_weight=1.0)
     lanes: int = Field(2, ge=1)  # DPO arms trained side by side in worker processes
     consistency_samples: int = Field(5, gt=1)
     aspire_run: str | None = None  # a finished ASPIRE run on the same questions; None: run ASPIRE here
@@ -90,26 +107,33 @@ class Recipe(Strict):
             raise ValueError("give either task or train/test/dev files, not both")
         if not self.abstain_text.strip():
             raise ValueError("abstain_text is empty")
+        if self.rule == "threshold" and (not self.dev if self.task is None else self.n_dev == 0):
+            raise ValueError("rule threshold tunes its threshold on dev questions: give dev (or n_dev > 0), or "
+                             "rule greedy")
         return self
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> Recipe:
     """The demo's part: ASPIRE's demo questions (its sizes), read from the demo's finished ASPIRE run beside
-    ``out`` when there is one (no second ASPIRE run), smaller sampling and one DPO epoch."""
+    ``out`` when there is one (no second ASPIRE run), up to 120 of its training questions (no extra ones) for
+    pairs, 3 self-consistency samples."""
     aspire, _, _ = _aspire_module()
     sibling = Path(out).parent / "aspire"
     a = aspire.demo_recipe(str(sibling), model, seed, quick)
     done = (sibling / "results.json").is_file() and (sibling / "answers.jsonl").is_file()
     return Recipe(out=out, model=model, seed=seed, n_train=a.n_train, n_dev=a.n_dev, n_test=a.n_test,
                   world_options=a.world_options, compare_model=a.compare_model,
-                  pair_questions=min(a.n_train, 40 if quick else 120), k=4, consistency_samples=3 if quick else 5,
-                  dpo=DPOSettings(epochs=1, sft_weight=1.0), aspire_run=str(sibling) if done else None, aspire=False,
+                  pair_questions=min(a.n_train, 120), extra_questions=0, k=4, consistency_samples=3,
+                  aspire_run=str(sibling) if done else None, aspire=False,
                   n_boot=300 if quick else 1000)
 
 
 def load_data(recipe: Recipe) -> dict[str, list[dict]]:
+    """train/dev/test (and ``extra``: world questions after the test ones, for preference pairs only)."""
     if recipe.task == "world-qa":
-        return world_qa(recipe.seed, recipe.n_train, recipe.n_dev, recipe.n_test, options=recipe.world_options)
+        data = world_qa(recipe.seed, recipe.n_train, recipe.n_dev, recipe.n_test + recipe.extra_questions,
+                        options=recipe.world_options)
+        return {**data, "test": data["test"][:recipe.n_test], "extra": data["test"][recipe.n_test:]}
     return {"train": read_qa(recipe.train), "dev": read_qa(recipe.dev) if recipe.dev else [],
             "test": read_qa(recipe.test)}
 
@@ -153,13 +177,16 @@ def read_aspire(run_dir: str | Path, test: list[dict]) -> dict:
 
 
 # ---- training stages -------------------------------------------------------------------------------------------
-def run_sft(model_path: str, items: list[dict], recipe: Recipe, tmp: Path) -> dict:
+def run_sft(model_path: str, items: list[dict], recipe: Recipe, tmp: Path, targets: list[str] | None = None) -> dict:
+    """SFT on prompt -> ``targets`` (default: each item's reference answer); the merged model lands in
+    ``tmp/model``."""
     lm, s = load(model_path, device=recipe.device), recipe.sft
     options = {"r": s.lora_r, "alpha": s.lora_alpha} if s.adapter == "lora" else {}
     config = TrainConfig(lr=s.lr, epochs=s.epochs, max_steps=s.max_steps, batch_size=s.batch_size,
                          grad_accum=s.grad_accum, max_length=s.max_length, warmup_ratio=s.warmup_ratio,
                          weight_decay=s.weight_decay, adapter=s.adapter, adapter_options=options, seed=recipe.seed)
-    examples = [{"prompt": qa_prompt(q), "completion": qa_completion(q["answers"][0])} for q in items]
+    targets = targets or [q["answers"][0] for q in items]
+    examples = [{"prompt": qa_prompt(q), "completion": qa_completion(t)} for q, t in zip(items, targets)]
     result = train(lm.model, lm.tokenizer, examples, config)
     model = result.model.merge_and_unload() if s.adapter == "lora" else result.model
     model.save_pretrained(tmp / "model", safe_serialization=True)
@@ -184,9 +211,11 @@ def _batches(items: list[dict], size: int) -> list[list[int]]:
 
 @torch.no_grad()
 def answer(lm, items: list[dict], recipe: Recipe, samples: int = 0, temperature: float = 1.0,
-           greedy: bool = True) -> list[dict]:
+           greedy: bool = True, ban_abstain: bool = False) -> list[dict]:
     """Per item: the greedy answer (correct, abstained, confidence = 1 - P(first abstention token)) and
-    ``samples`` sampled answers (text, correct), from one prefill per batch."""
+    ``samples`` sampled answers (text, correct), from one prefill per batch. ``ban_abstain``: the greedy answer
+    is decoded with the abstention's first token banned at the first step (the answer given when the model does
+    not abstain), ``abstained`` is False and ``abstained_greedy`` says whether that token was the argmax."""
     from underdog.methods.parts.selfeval import Tuned, decode, prefill
 
     tuned = Tuned(lm.model, lm.tokenizer)
@@ -197,10 +226,14 @@ def answer(lm, items: list[dict], recipe: Recipe, samples: int = 0, temperature:
         prompts = [tuned.encode(qa_prompt(items[i]), special=True) for i in idx]
         state, logits = prefill(tuned, prompts)
         p_abstain = torch.softmax(logits, -1)[:, first].tolist()
+        top = logits.argmax(-1).tolist()
         greedy_answers = sampled = None
         if greedy:
             fork = (state.copy(), logits.clone()) if samples else None
-            greedy_answers, _ = decode(tuned, prompts, max_new_tokens=recipe.max_new_tokens, start=(state, logits))
+            start = logits.clone() if ban_abstain else logits
+            if ban_abstain:
+                start[:, first] = float("-inf")
+            greedy_answers, _ = decode(tuned, prompts, max_new_tokens=recipe.max_new_tokens, start=(state, start))
             state, logits = fork if samples else (None, None)
         if samples:
             sampled, _ = decode(tuned, prompts, n=samples, method="sample", temperature=temperature, generator=gen,
@@ -211,8 +244,11 @@ def answer(lm, items: list[dict], recipe: Recipe, samples: int = 0, temperature:
             if greedy_answers is not None:
                 text = greedy_answers[r][0].text
                 abstained = is_abstention(text, recipe.abstain_text)
-                row.update({"answer": text, "abstained": abstained, "confidence": 1.0 - p_abstain[r],
+                row.update({"answer": text, "abstained": abstained and not ban_abstain,
+                            "confidence": 1.0 - p_abstain[r], "p_abstain": p_abstain[r],
                             "correct": (not abstained) and bool(text.strip()) and rouge_l(text, refs) >= recipe.gamma})
+                if ban_abstain:
+                    row["abstained_greedy"] = top[r] == first
             if sampled is not None:
                 row["samples"] = [{"text": a.text, "correct": bool(a.text.strip()) and rouge_l(a.text, refs)
                                    >= recipe.gamma} for a in sampled[r]]
@@ -244,17 +280,18 @@ def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     base_rows = run_.stage("eval-base", test_key, lambda tmp: answer(base, data["test"], recipe,
                                                                       samples=recipe.consistency_samples))
     policy = recipe.model
-    train_items = data["train"][:recipe.pair_questions]
-    if recipe.sft is not None:
+    train_items = data["train"][:recipe.pair_questions] + data.get("extra", [])
+    if recipe.sft is not None and recipe.sft_targets == "reference":
         key = {**key, "sft": recipe.sft.model_dump(), "train": hash_inputs(data["train"])}
         run_.stage("sft", key, functools.partial(run_sft, recipe.model, data["train"], recipe))
         policy = str(run_.stage_dir("sft") / "model")
-    sample_key = {**key, "items": hash_inputs(train_items), "k": recipe.k, "temperature": recipe.temperature}
+    sample_key = {**key, "items": hash_inputs(train_items), "k": recipe.k, "temperature": recipe.temperature,
+                  "greedy": True}
     pol = load(policy, device=recipe.device) if policy != recipe.model else base
     sampled = run_.stage("sample", sample_key, lambda tmp: answer(pol, train_items, recipe, samples=recipe.k,
-                                                                  temperature=recipe.temperature, greedy=False))
+                                                                  temperature=recipe.temperature))
     shared = {"abstain_text": recipe.abstain_text, "majority": recipe.majority, "per_question": recipe.per_question,
-              "reference": recipe.reference, "balance": recipe.balance}
+              "reference": recipe.reference, "balance": recipe.balance, "labels": recipe.labels}
     arms = {"dpo": build_pairs(train_items, sampled, **{**shared, "abstain_text": None}),
             "aligned": build_pairs(train_items, sampled, **shared) + [{**p, "kind": "user"} for p in extra_pairs]}
     if not arms["dpo"] and not recipe.reference:  # no question had both a correct and a wrong sample
@@ -267,21 +304,37 @@ def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
         if not pairs:
             raise UnderdogError(f"{arm}: no preference pairs from {len(train_items)} questions (raise pair_questions "
                                 f"or k)")
+    policies = {arm: policy for arm in arms}
+    if recipe.sft is not None and recipe.sft_targets == "refusal":
+        targets = [s["answer"] if s["correct"] else recipe.abstain_text for s in sampled]
+        sft_key = {"sample": hash_inputs(sample_key), "sft": recipe.sft.model_dump(), "targets": targets}
+        result = run_.stage("sft", sft_key, functools.partial(run_sft, policy, train_items, recipe, targets=targets))
+        log(f"sft (refusal targets, {sum(t == recipe.abstain_text for t in targets)} of {len(targets)} abstain): "
+            f"loss {result['first_loss']:.3f} -> {result['last_loss']:.3f}")
+        policies["aligned"] = str(run_.stage_dir("sft") / "model")
     recipe_json = recipe.model_dump_json()
     dpo_key = {"sample": hash_inputs(sample_key), "dpo": recipe.dpo.model_dump()}
-    jobs = [(arm, {**dpo_key, "pairs": hash_inputs(pairs)}, functools.partial(run_dpo_arm, policy, pairs, recipe_json))
-            for arm, pairs in arms.items()]
+    jobs = [(arm, {**dpo_key, "pairs": hash_inputs(pairs), "policy": policies[arm]},
+             functools.partial(run_dpo_arm, policies[arm], pairs, recipe_json)) for arm, pairs in arms.items()]
     training = run_.stages_in_lanes(jobs, lanes=recipe.lanes)
-    evals = {}
+    evals, dev_rows = {}, []
     for arm in arms:
         tuned = load(run_.stage_dir(arm) / "model", device=recipe.device)  # round trip through save_pretrained
         if hasattr(tuned.model, "merge_and_unload"):  # a LoRA adapter on its base
             tuned.model = tuned.model.merge_and_unload().eval()
-        evals[arm] = run_.stage(f"eval-{arm}", {**test_key, "arm": hash_inputs(training[arm])},
-                                lambda tmp, t=tuned: answer(t, data["test"], recipe))
-    write_jsonl(run_.dir / "answers.jsonl", [{**b, "dpo": d["answer"], "aligned": a["answer"],
-                                              "aligned_abstained": a["abstained"]}
+        ban = arm == "aligned"
+        arm_key = {**test_key, "arm": hash_inputs(training[arm]), "ban_abstain": ban}
+        evals[arm] = run_.stage(f"eval-{arm}", arm_key,
+                                lambda tmp, t=tuned, b=ban: answer(t, data["test"], recipe, ban_abstain=b))
+        if ban and data["dev"]:
+            dev_rows = run_.stage("eval-aligned-dev", {**arm_key, "dev": hash_inputs(data["dev"])},
+                                  lambda tmp, t=tuned: answer(t, data["dev"], recipe, ban_abstain=True))
+    rule = apply_rule(evals["aligned"], dev_rows, recipe.rule, recipe.min_coverage)
+    log(f"aligned: {rule['name']}")
+    write_jsonl(run_.dir / "answers.jsonl", [{**b, "dpo": d["answer"],
+                                              "aligned": recipe.abstain_text if a["abstained"] else a["answer"],
+                                              "aligned_abstained": a["abstained"], "aligned_p_abstain": a["p_abstain"]}
                                              for b, d, a in zip(base_rows, evals["dpo"], evals["aligned"])])
-    results = write_results(run_, recipe, data["test"], base_rows, evals, training, aspire, base.info)
+    results = write_results(run_, recipe, data["test"], base_rows, evals, training, aspire, base.info, rule)
     write_report(run_.dir)
     return results

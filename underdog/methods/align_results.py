@@ -5,7 +5,10 @@ for every arm, so differences are paired). A *selective* arm is a pair of per-qu
 correct); its statistics are accuracy (correct / all), coverage (answered / all) and accuracy on answered
 questions (correct / answered). ASPIRE and the larger model's best baseline (by AUACC) become selective arms by
 answering their ``m`` most confident questions, ``m`` = the aligned model's answered count, so all three are
-read at one coverage. Curves for the report's plot are stored at 101 coverage points.
+read at one coverage. Curves for the report's plot are stored at 101 coverage points. The aligned model's
+abstention follows a named rule (``apply_rule``): its greedy choice of the abstention's first token, or a
+threshold on that token's probability chosen on the dev split (``choose_threshold``); the headline
+``aligned/*`` metrics carry the rule's name, and the greedy decision is always reported as ``aligned-greedy/*``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,40 @@ def answered_accuracy(rows: np.ndarray) -> float:
     return float(rows[:, 1].sum() / n) if n else 0.0
 
 
+def choose_threshold(p_abstain, correct, min_coverage: float) -> tuple[float, float, float]:
+    """The threshold t (abstain when p > t) maximising accuracy on answered questions among those keeping
+    coverage >= ``min_coverage`` (ties: the higher coverage); returns (t, coverage, accuracy on answered)."""
+    p = np.asarray(p_abstain, dtype=float)
+    ok = np.asarray(correct, dtype=float)
+    if not len(p):
+        raise ValueError("no dev questions to choose a threshold on")
+    order = np.argsort(p, kind="mergesort")
+    hits = np.cumsum(ok[order])
+    best = None
+    for j in range(len(p)):
+        if j + 1 < len(p) and p[order[j + 1]] == p[order[j]]:
+            continue  # answer all questions with equal p together
+        cov, acc = (j + 1) / len(p), hits[j] / (j + 1)
+        if cov >= min_coverage and (best is None or acc >= best[2]):
+            best = (float(p[order[j]]), cov, float(acc))
+    return best  # type: ignore[return-value]
+
+
+def apply_rule(test: list[dict], dev: list[dict], rule: str, min_coverage: float) -> dict:
+    """Set ``abstained`` on the aligned model's test rows by ``rule`` ("threshold": p_abstain above the dev
+    threshold; "greedy": ``abstained_greedy``); returns the rule's description (name, threshold, dev figures)."""
+    if rule == "greedy":
+        for r in test:
+            r["abstained"] = bool(r["abstained_greedy"])
+        return {"rule": "greedy", "name": "greedy: abstains when the abstention's first token is the argmax"}
+    t, cov, acc = choose_threshold([r["p_abstain"] for r in dev], [r["correct"] for r in dev], min_coverage)
+    for r in test:
+        r["abstained"] = r["p_abstain"] > t
+    return {"rule": "threshold", "threshold": t, "dev_coverage": cov, "dev_accuracy_answered": acc,
+            "name": f"threshold: abstains when P(abstention's first token) > {t:.4g} (chosen on {len(dev)} dev "
+                    f"questions: coverage {cov:.3f}, accuracy on answered {acc:.3f}; floor {min_coverage})"}
+
+
 def _boot(rows: np.ndarray, stat, idx: np.ndarray) -> dict:
     draws = np.array([stat(rows[i]) for i in idx])
     return metric(stat(rows), [np.quantile(draws, 0.025), np.quantile(draws, 0.975)], n=len(rows))
@@ -44,34 +81,51 @@ def _curve(scores, correct) -> dict:
     return {"coverage": [round(float(cov[i]), 4) for i in grid], "accuracy": [round(float(acc[i]), 4) for i in grid]}
 
 
+def _selective(rows: list[dict], key: str, idx: np.ndarray, prefix: str, base_ok: np.ndarray, metrics: dict,
+               rule: str | None = None) -> np.ndarray:
+    """Accuracy, coverage, accuracy on answered and (when ``rule``) abstention precision/recall of one
+    decision column ``key``; returns the (answered, correct) rows."""
+    answered = np.array([not r[key] for r in rows], dtype=float)
+    ok = np.array([r["correct"] for r in rows], dtype=float) * answered
+    sel = np.stack([answered, ok], 1)
+    extra = {"rule": rule} if rule else {}
+    metrics[f"{prefix}/accuracy"] = {**_boot(ok, lambda r: float(r.mean()), idx), **extra}
+    metrics[f"{prefix}/coverage"] = {**_boot(answered, lambda r: float(r.mean()), idx), **extra}
+    metrics[f"{prefix}/accuracy_answered"] = {**_boot(sel, answered_accuracy, idx), **extra}
+    if rule:
+        wrong, abstained = 1 - base_ok, 1 - answered
+        both = abstained * wrong
+        metrics[f"{prefix}/abstain_precision"] = {**_boot(np.stack([abstained, both], 1), answered_accuracy, idx),
+                                                  **extra}
+        metrics[f"{prefix}/abstain_recall"] = {**_boot(np.stack([wrong, both], 1), answered_accuracy, idx), **extra}
+    return sel
+
+
 def write_results(run: Run, recipe, test: list[dict], base: list[dict], evals: dict, training: dict,
-                  aspire: dict | None, info: dict) -> dict:
+                  aspire: dict | None, info: dict, rule: dict | None = None) -> dict:
     n = len(test)
     idx = np.random.default_rng(recipe.seed).integers(0, n, size=(recipe.n_boot, n))
     mean = lambda r: float(r.mean())  # noqa: E731
     base_ok = np.array([r["correct"] for r in base], dtype=float)
     metrics: dict = {"base/accuracy": _boot(base_ok, mean, idx)}
     arms, curves, points = {}, {}, {}
-    for arm in ("dpo", "aligned"):
-        rows = evals[arm]
-        answered = np.array([not r["abstained"] for r in rows], dtype=float)
-        ok = np.array([r["correct"] for r in rows], dtype=float)
-        sel = np.stack([answered, ok], 1)
-        arms[arm] = sel
-        metrics[f"{arm}/accuracy"] = _boot(ok, mean, idx)
-        metrics[f"{arm}/coverage"] = _boot(answered, mean, idx)
-        metrics[f"{arm}/accuracy_answered"] = _boot(sel, answered_accuracy, idx)
-        points[f"{recipe.model} + {arm}"] = [float(answered.mean()), answered_accuracy(sel)]
+    rule = rule or {"rule": "greedy", "name": "greedy: abstains when its greedy answer is the abstention"}
+    arms["dpo"] = _selective(evals["dpo"], "abstained", idx, "dpo", base_ok, metrics)
+    arms["aligned"] = _selective(evals["aligned"], "abstained", idx, "aligned", base_ok, metrics, rule["name"])
+    points[f"{recipe.model} + dpo"] = [float(arms["dpo"][:, 0].mean()), answered_accuracy(arms["dpo"])]
+    points[f"{recipe.model} + aligned ({rule['rule']})"] = [float(arms["aligned"][:, 0].mean()),
+                                                            answered_accuracy(arms["aligned"])]
+    if all("abstained_greedy" in r for r in evals["aligned"]):
+        greedy = _selective(evals["aligned"], "abstained_greedy", idx, "aligned-greedy", base_ok, metrics,
+                            "greedy: abstains when the abstention's first token is the argmax")
+        if rule["rule"] != "greedy":
+            points[f"{recipe.model} + aligned (greedy)"] = [float(greedy[:, 0].mean()), answered_accuracy(greedy)]
     aligned = arms["aligned"]
-    wrong = 1 - base_ok
-    abstained = 1 - aligned[:, 0]
-    both = abstained * wrong
-    metrics["aligned/abstain_precision"] = _boot(np.stack([abstained, both], 1), answered_accuracy, idx)
-    metrics["aligned/abstain_recall"] = _boot(np.stack([wrong, both], 1), answered_accuracy, idx)
     conf = [r["confidence"] for r in evals["aligned"]]
-    for m, entry in selective_metrics(conf, aligned[:, 1], n_boot=recipe.n_boot, seed=recipe.seed).items():
+    scored_ok = np.array([r["correct"] for r in evals["aligned"]], dtype=float)  # its answer, abstention banned
+    for m, entry in selective_metrics(conf, scored_ok, n_boot=recipe.n_boot, seed=recipe.seed).items():
         metrics[f"aligned-score/{m}"] = entry
-    curves[f"{recipe.model} + aligned: 1 - P(abstain)"] = _curve(conf, aligned[:, 1])
+    curves[f"{recipe.model} + aligned: 1 - P(abstain)"] = _curve(conf, scored_ok)
     sc = self_consistency([[s["text"] for s in r["samples"]] for r in base], [q["answers"] for q in test],
                           recipe.gamma)
     sc_conf, sc_ok = [r["confidence"] for r in sc], [r["correct"] for r in sc]
@@ -80,7 +134,8 @@ def write_results(run: Run, recipe, test: list[dict], base: list[dict], evals: d
     curves[f"{recipe.model}: self-consistency ({recipe.consistency_samples} samples)"] = _curve(sc_conf, sc_ok)
     points[f"{recipe.model} (base)"] = [1.0, float(base_ok.mean())]
     m_answered = int(aligned[:, 0].sum())
-    summary: dict = {"answered": m_answered, "n_test": n}
+    summary: dict = {"answered": m_answered, "n_test": n, "aligned_rule": rule["name"],
+                     **{k: v for k, v in rule.items() if k not in ("name",)}}
     large_arm = None
     if aspire is not None:
         rows = aspire["rows"]

@@ -50,9 +50,14 @@ def write(run_dir: Path, results: dict) -> str:
              f"{fmt(m.get('self-consistency/auroc'))} | {fmt(m.get('self-consistency/auacc'))} |",
              f"| {model} + DPO (correct > wrong) | {fmt(m.get('dpo/accuracy'))} | {fmt(m.get('dpo/coverage'))} | "
              f"{fmt(m.get('dpo/accuracy_answered'))} | | |",
-             f"| {model} + DPO with abstention (aligned) | {fmt(m.get('aligned/accuracy'))} | "
+             f"| {model} + DPO with abstention (aligned, {s.get('rule', 'greedy')} rule) | "
+             f"{fmt(m.get('aligned/accuracy'))} | "
              f"{fmt(m.get('aligned/coverage'))} | {fmt(m.get('aligned/accuracy_answered'))} | "
              f"{fmt(m.get('aligned-score/auroc'))} | {fmt(m.get('aligned-score/auacc'))} |"]
+    if "aligned-greedy/coverage" in m and s.get("rule") != "greedy":
+        lines.append(f"| {model} + DPO with abstention (aligned, greedy decision) | "
+                     f"{fmt(m.get('aligned-greedy/accuracy'))} | {fmt(m.get('aligned-greedy/coverage'))} | "
+                     f"{fmt(m.get('aligned-greedy/accuracy_answered'))} | | |")
     if "aspire/accuracy" in m:
         lines.append(f"| {model} + ASPIRE (top {s.get('answered')}) | {fmt(m.get('aspire/accuracy'))} | "
                      f"{fmt(m.get('aligned/coverage'))} | {fmt(m.get('aspire_at_coverage/accuracy_answered'))} | "
@@ -79,6 +84,8 @@ def write(run_dir: Path, results: dict) -> str:
                f"{s.get('answered')} most confident questions (the aligned model's answered count)"
                if results.get("aspire_run") else "; no ASPIRE run to compare")
             + f". Values with 95% bootstrap CIs over questions.\n\n{head}\n" + "\n".join(lines) + "\n\n"
+            + f"The aligned model's abstention rule: {s.get('aligned_rule', 'greedy')}. AUROC/AUACC of the aligned "
+            f"row score its answers (abstention banned) by 1 - P(abstention's first token).\n\n"
             + f"Abstained on {s.get('n_test', 0) - s.get('answered', 0)} questions. Abstention precision (abstained "
             f"where the base model was wrong): "
             f"{fmt(m.get('aligned/abstain_precision'))}; recall (share of the base model's wrong answers abstained "

@@ -54,16 +54,24 @@ def _unique(texts: Sequence[str]) -> list[str]:
     return [text for text, _ in ranked_answers(texts)]
 
 
+def _first(text: str, texts: Sequence[str]) -> list[str]:
+    """``text`` then ``texts`` without its normalised form."""
+    return [text, *(t for t in texts if normalize_answer(t) != normalize_answer(text))]
+
+
 def build_pairs(items: Sequence[dict], sampled: Sequence[dict], abstain_text: str | None = "I don't know",
                 majority: float = 0.5, per_question: int = 2, reference: bool = False,
-                balance: bool = False) -> list[dict]:
+                balance: bool = False, labels: Literal["samples", "greedy"] = "samples") -> list[dict]:
     """Preference pairs from sampled answers: ``sampled[i]["samples"]`` lists ``{"text", "correct"}`` for
     ``items[i]``. ``abstain_text=None`` gives only correct > wrong pairs (plain preference tuning). A question
     is *mostly wrong* when its share of correct samples is below ``majority``. ``reference``: the reference
     answer stands in as the correct answer of a question with no correct sample. At most ``per_question``
     pairs of each kind per question; wrong answers are taken most frequent first. ``balance``: the correct >
     abstain pairs are repeated (cycled, marked ``"repeat": True``) up to the number of abstain > wrong pairs, so
-    that a weak model, wrong on most questions, does not learn to abstain everywhere."""
+    that a weak model, wrong on most questions, does not learn to abstain everywhere. ``labels="greedy"``
+    (R-Tuning's labels): a question is known when the model's greedy answer (``sampled[i]["answer"]``,
+    ``["correct"]``) is right; an unknown question's greedy answer is its first rejected answer (the one the
+    model would give), and a known question's greedy answer is the chosen one of correct > abstain."""
     pairs = []
     for q, s in zip(items, sampled):
         prompt = qa_prompt(q)
@@ -71,6 +79,15 @@ def build_pairs(items: Sequence[dict], sampled: Sequence[dict], abstain_text: st
         right = _unique([a["text"] for a in texts if a["correct"]])
         wrong = _unique([a["text"] for a in texts if not a["correct"]])
         share = sum(a["correct"] for a in s["samples"]) / max(1, len(s["samples"]))
+        if labels == "greedy":
+            greedy = s["answer"].strip()
+            known = bool(s["correct"])
+            if greedy and known:
+                right = _first(greedy, right)
+            elif greedy:
+                wrong = _first(greedy, wrong)
+        else:
+            known = share >= majority
         if abstain_text is not None:
             wrong = [w for w in wrong if normalize_answer(w) != normalize_answer(abstain_text)]
         good = right or ([q["answers"][0]] if reference else [])
@@ -81,7 +98,7 @@ def build_pairs(items: Sequence[dict], sampled: Sequence[dict], abstain_text: st
                           "kind": "correct>wrong", "id": q["id"]})
         if abstain_text is None:
             continue
-        if share < majority:
+        if not known:
             pairs += [{"prompt": prompt, "chosen": qa_completion(abstain_text), "rejected": qa_completion(w),
                        "kind": "abstain>wrong", "id": q["id"]} for w in wrong[:per_question]]
         elif right:
@@ -127,6 +144,7 @@ def train_dpo(model, tokenizer, pairs: Sequence[dict], settings: DPOSettings, ou
                      lr_scheduler_type="cosine", logging_steps=s.logging_steps, save_strategy="no", report_to=[],
                      seed=seed, use_cpu=_is_cpu(device), bf16=False, fp16=False, disable_tqdm=True,
                      dataloader_num_workers=0, remove_unused_columns=False,
+                     gradient_checkpointing=False,  # TRL's default recomputes activations: slower, no need here
                      **({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, s.sft_weight]} if s.sft_weight else {}))
     peft_config = None
     ref_model = None
