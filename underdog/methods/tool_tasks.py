@@ -8,11 +8,14 @@ test. Each item is ``{"id", "task", "question", "prompt", "completion", "answers
 ``Question: <q> Answer:`` and completion `` <answer>.``.
 
 Proposers of candidate calls (step 1 of Toolformer's annotation): ``propose_program`` is a programmatic
-teacher: at the answer position, the call that computes the answer (the problem's expression, or a lookup of
-the question), and one call that does not (the first operation only, two operands combined another way, or the
-right call one sentence too early; a lookup of a noun for 1 in 10 problems); for a user's questions, the operations over the first two
-numbers in the question and a lookup of its words. ``propose_with_model`` asks a model, few-shot, to write the
-call after ``[`` at the answer position (sampling, 2 per text). The filter (``methods.tools``) decides.
+teacher: at the answer position, the calls that compute the answer (``calls="chain"``: one calculator call
+per operation, as Toolformer's calculator calls are, each starting from the previous result, `` [Calculator(
+2391 - 874) -> 1517] [Calculator( 1517 * 3) -> 4551] 4551.``; ``calls="expression"``: the problem's whole
+expression in one call; a lookup of the question), and one call that does not (two operands of the story
+combined another way, the right first call one sentence too early, or, for one-call expressions, the first
+operation only; a lookup of a noun for 1 in 10 problems); for a user's questions, the operations over the first
+two numbers in the question and a lookup of its words. ``propose_with_model`` asks a model, few-shot, to write
+the call after ``[`` at the answer position (sampling, 2 per text). The filter (``methods.tools``) decides.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def word_problem(rng: random.Random, name: str, creature: str, d: int, k: int) -
     value = _operand(rng, d, 1)
     expr, additive = f" {value}", False  # every number space-first, tokenized as in the question
     sentences = [f"{name} has {value} {creature}."]
-    ops = []
+    ops, steps = [], []
     for _ in range(k):
         op = rng.choice("+-*/")
         x = None
@@ -67,10 +70,13 @@ def word_problem(rng: random.Random, name: str, creature: str, d: int, k: int) -
             expr, additive = f"({expr}) {op} {x}", False
         else:
             expr, additive = f"{expr} {op} {x}", additive or op in "+-"
-        value = {"+": value + x, "-": value - x, "*": value * x, "/": value // x}[op]
+        new = {"+": value + x, "-": value - x, "*": value * x, "/": value // x}[op]
+        steps.append([value, op, x, new])
+        value = new
         ops.append(op)
     question = " ".join(sentences) + f" How many {creature} does {name} have now?"
-    return {"question": question, "answer": str(value), "expr": expr, "digits": d, "ops": k, "op_list": ops}
+    return {"question": question, "answer": str(value), "expr": expr, "digits": d, "ops": k, "op_list": ops,
+            "steps": steps}
 
 
 def _item(i: str, task: str, question: str, answers: list[str], **extra) -> dict:
@@ -138,26 +144,45 @@ def _numbers(text: str) -> list[str]:
     return re.findall(r"\d+(?:\.\d+)?", text)
 
 
-def propose_program(items: list[dict], seed: int) -> list[dict]:
-    """Candidate calls ``{"item", "text", "pos", "tool", "input", "kind"}`` (see the module docstring)."""
+def chain_calls(steps: list[list]) -> list[str]:
+    """The problem's one-operation calculator inputs, in story order: `` 2391 - 874``, then `` 1517 * 3``, each
+    combining the previous result with the next number of the story."""
+    return [f" {a} {op} {x}" for a, op, x, _ in steps]
+
+
+def propose_program(items: list[dict], seed: int, calls: str = "chain") -> list[dict]:
+    """Candidate calls ``{"item", "text", "pos", "tool", "input", "kind"}`` (see the module docstring). With
+    ``calls="chain"`` the useful calls of a word problem are one operation each, chained at the answer position:
+    candidate ``k`` (``kind`` ``step``, the last one ``answer``) carries ``step``, its place in the chain, and
+    ``chain``, the chain's inputs, so the filter can score it with the chain's other calls around it."""
     rng = random.Random(f"tools-propose-{seed}")
     out = []
     for it in items:
         text, pos = it["prompt"] + it["completion"], len(it["prompt"])
         first_stop = it["prompt"].find(". ")
 
-        def add(tool, arg, kind, at=pos, it=it, text=text):
-            out.append({"item": it["id"], "text": text, "pos": at, "tool": tool, "input": arg, "kind": kind})
+        def add(tool, arg, kind, at=pos, it=it, text=text, **extra):
+            out.append({"item": it["id"], "text": text, "pos": at, "tool": tool, "input": arg, "kind": kind,
+                        **extra})
 
         if it["task"] == "arith":
-            add("Calculator", it["expr"], "answer")
             nums = _numbers(it["question"])
-            distractor = rng.choice(["first-op", "random-pair", "too-early"] if it["ops"] > 1 and first_stop > 0
-                                    else ["random-pair"])
+            if calls == "chain" and it.get("steps"):
+                chain = chain_calls(it["steps"])
+                for k, arg in enumerate(chain):
+                    add("Calculator", arg, "answer" if k == len(chain) - 1 else "step", step=k, chain=chain)
+                first = chain[0]
+                kinds = ["random-pair", "too-early"] if first_stop > 0 else ["random-pair"]
+            else:
+                add("Calculator", it["expr"], "answer")
+                first = it["expr"]
+                kinds = ["first-op", "random-pair", "too-early"] if it["ops"] > 1 and first_stop > 0 \
+                    else ["random-pair"]
+            distractor = rng.choice(kinds)
             if distractor == "first-op":
                 add("Calculator", f" {nums[0]} {it['op_list'][0]} {nums[1]}", "first-op")
             elif distractor == "too-early":
-                add("Calculator", it["expr"], "too-early", first_stop + 1)
+                add("Calculator", first, "too-early", first_stop + 1)
             else:
                 a, b = rng.sample(nums, 2)
                 add("Calculator", f" {a} {rng.choice('+-*')} {b}", "random-pair")
@@ -181,7 +206,7 @@ def propose_with_model(lm, items: list[dict], registry, seed: int, batch_size: i
     """Candidate calls written by ``lm`` after ``[`` at the answer position, from a few-shot prompt built with
     the program teacher's answer-position calls on three training texts (each tool's first example)."""
 
-    shots = [c for c in propose_program(items[:40], seed) if c["kind"] == "answer"][:3]
+    shots = [c for c in propose_program(items[:40], seed, "expression") if c["kind"] == "answer"][:3]
     header = "".join(f"{c['text'][:c['pos']]} {call_text(c['tool'], c['input'], None)[:-1]}\n" for c in shots)
     prompts = [f"{header}{it['prompt']} [" for it in items]
     outs = generate(lm, prompts, n=k, method="sample", max_new_tokens=40, stop=["->", "]", "\n"], seed=seed,

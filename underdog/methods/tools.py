@@ -8,9 +8,11 @@ programmatic teacher, ``teacher: program``, or from the model itself with a few-
 model``), each call executed by the tool runtime; ``filter-<model>`` (Toolformer's filter with the model
 that will be fine-tuned: with the weighted loss ``L_i(z) = -sum_j w_j log p(x_{i+j} | z, x_{<i+j})``,
 ``w_j ∝ max(0, 1 - 0.2 j)``, the call is kept when ``min(L_i(ε), L_i(call without result)) - L_i(call with
-result) >= tau``; the call is given as a prefix of the text, as in the paper, or ``insert: inline``; with
-``seed_demos`` > 0 the filter model is first fine-tuned on that many teacher-annotated texts, a tiny model's
-stand-in for the paper's few-shot prompt, and those texts train with their calls); then one
+result) >= tau``; the call is inline where it goes in training, ``insert: inline``, or a prefix of the text,
+as in the paper; a call of a chain, ``calls: chain``, one calculator call per operation, is scored with the
+chain's earlier calls before it, on the tokens from the next call's operands on, or the answer; with
+``seed_demos`` > 0 the filter model is first fine-tuned on that many teacher-annotated texts (at most half),
+a tiny model's stand-in for the paper's few-shot prompt, and those texts train with their calls); then one
 stage per arm (``small``, ``small+tools``, ``large``, ``large+tools``, run two at a time): fine-tune through
 ``underdog.train`` on the training texts, with the kept calls inline for ``+tools`` arms, and answer the test
 questions (``lm.toolgen``, tools on for ``+tools`` arms). Accuracy per arm with 95% CIs, by digits and
@@ -66,7 +68,8 @@ class ToolsRecipe(Strict):
     digits: list[int] = [1, 2, 3, 4]
     ops: list[int] = [1, 2, 3]
     teacher: Literal["program", "model"] = "program"
-    seed_demos: int = Field(0, ge=0)  # texts with the teacher's call the filter model is warmed up on first
+    calls: Literal["chain", "expression"] = "expression"  # useful calls: one whole expression, or one per operation
+    seed_demos: int = Field(0, ge=0)  # texts with the teacher's calls the filter model is warmed up on first
     warmup: TrainSettings = TrainSettings(lr=3e-3, epochs=3, batch_size=16, max_length=192, warmup_ratio=0.05)
     tau: float = Field(1.0, ge=0)  # Toolformer's filtering threshold (loss units)
     insert: Literal["prefix", "inline"] = "prefix"
@@ -77,7 +80,7 @@ class ToolsRecipe(Strict):
                                                       warmup_ratio=0.05)
     lanes: int = Field(2, gt=0)  # arms trained side by side (each on 1/lanes of the threads)
     max_calls: int = Field(3, ge=0)
-    max_new_tokens: int = Field(48, gt=0)
+    max_new_tokens: int = Field(48, gt=0)  # a chain of three calls needs about 128
     batch_size: int = Field(64, gt=0)
 
     @field_validator("arms")
@@ -124,22 +127,36 @@ def weighted_losses(lm, contexts: list[str], continuations: list[str], window: i
     return [loss[pair] for pair in zip(contexts, continuations)]
 
 
+def chain_around(c: dict) -> tuple[str, str]:
+    """For a call of a chain (``step``, ``chain``, ``chain_out``): the chain's earlier calls (with their results),
+    which precede it, and its later calls, which follow it; ``("", "")`` for a call on its own."""
+    if c.get("step") is None:
+        return "", ""
+    calls = [" " + call_text(c["tool"], a, o) for a, o in zip(c["chain"], c["chain_out"])]
+    return "".join(calls[: c["step"]]), "".join(calls[c["step"] + 1:])
+
+
 def toolformer_filter(lm, candidates: list[dict], tau: float, window: int = 5, insert: str = "prefix",
                       batch_size: int = 64) -> list[dict]:
     """Score every executed candidate ``{"text", "pos", "tool", "input", "output", "ok"}``; add ``loss_none``,
     ``loss_empty``, ``loss_result``, ``gain`` (min of the first two minus the last) and ``kept``
-    (``gain >= tau``). Failed calls (``ok`` false) are never kept."""
+    (``gain >= tau``). Failed calls (``ok`` false) are never kept. A call of a chain is scored with the chain's
+    earlier calls before it in all three contexts, and the following tokens are the chain's next call from its
+    operands on (the next call's opening ``[Tool(`` is syntax, in the context of all three) or the answer."""
     rows = [c for c in candidates if c["ok"]]
     contexts, conts = [], []
     for c in rows:
-        before, after = c["text"][: c["pos"]], c["text"][c["pos"]:]
+        prev, nxt = chain_around(c)
+        before, after = c["text"][: c["pos"]] + prev, nxt + c["text"][c["pos"]:]
+        head = after[: after.index("(") + 1] if nxt else ""
+        after = after[len(head):]
         for z in ("", call_text(c["tool"], c["input"], None), call_text(c["tool"], c["input"], c["output"])):
             if not z:
-                contexts.append(before)
+                contexts.append(before + head)
             elif insert == "prefix":
-                contexts.append(z + "\n" + before)
+                contexts.append(z + "\n" + before + head)
             else:
-                contexts.append(before + " " + z)
+                contexts.append(before + " " + z + head)
             conts.append(after)
     losses = weighted_losses(lm, contexts, conts, window, batch_size) if rows else []
     out = []
@@ -152,19 +169,29 @@ def toolformer_filter(lm, candidates: list[dict], tau: float, window: int = 5, i
 
 
 def annotate(items: list[dict], filtered: list[dict]) -> list[dict]:
-    """Training examples: each item's text with its best kept call (largest gain) inline at its position."""
-    best: dict[str, dict] = {}
+    """Training examples: each item's text with its best kept call (largest gain) inline at its position; the
+    kept calls of a chain count as one (their largest gain) and go in together, in chain order."""
+    best: dict[str, tuple[float, list[dict]]] = {}
+    chains: dict[str, list[dict]] = {}
     for c in filtered:
-        if c["kept"] and (c["item"] not in best or c["gain"] > best[c["item"]]["gain"]):
-            best[c["item"]] = c
+        if not c["kept"]:
+            continue
+        if c.get("step") is not None:
+            chains.setdefault(c["item"], []).append(c)
+        elif c["item"] not in best or c["gain"] > best[c["item"]][0]:
+            best[c["item"]] = (c["gain"], [c])
+    for item, calls in chains.items():
+        gain = max(c["gain"] for c in calls)
+        if item not in best or gain > best[item][0]:
+            best[item] = (gain, sorted(calls, key=lambda c: c["step"]))
     examples = []
     for it in items:
         prompt, completion = it["prompt"], it["completion"]
-        c = best.get(it["id"])
-        if c is not None:
+        if it["id"] in best:
+            calls = best[it["id"]][1]
             text = prompt + completion
-            pos = c["pos"]
-            z = call_text(c["tool"], c["input"], c["output"])
+            pos = calls[0]["pos"]
+            z = " ".join(call_text(c["tool"], c["input"], c["output"]) for c in calls)
             full = text[:pos] + " " + z + text[pos:]
             if pos >= len(prompt):
                 completion = full[len(prompt):]
@@ -207,7 +234,7 @@ def run_propose(recipe: ToolsRecipe, task_dir: Path, lm=None) -> list[dict]:
     registry = _registry(recipe, task_dir)
     train = read_jsonl(task_dir / "train.jsonl")
     if recipe.teacher == "program":
-        proposals = propose_program(train, recipe.seed)
+        proposals = propose_program(train, recipe.seed, recipe.calls)
     else:
         from underdog.methods.tool_tasks import propose_with_model
 
@@ -216,6 +243,10 @@ def run_propose(recipe: ToolsRecipe, task_dir: Path, lm=None) -> list[dict]:
     for p in proposals:
         call = run_call(registry, f"{p['tool']}({p['input']})")
         out.append({**p, "output": call.output, "ok": call.ok})
+    results = {(c["item"], c["step"]): c["output"] for c in out if c.get("step") is not None}
+    for c in out:
+        if c.get("step") is not None:
+            c["chain_out"] = [results[(c["item"], k)] for k in range(len(c["chain"]))]
     return out
 
 
@@ -224,11 +255,13 @@ def _model_name(recipe: ToolsRecipe, arm: str) -> str:
 
 
 def seed_demos(candidates: list[dict], items: list[dict], k: int) -> tuple[list[dict], set[str]]:
-    """The first ``k`` training texts with the teacher's answer-position call inline (the demonstrations a
-    Toolformer prompt shows), and their item ids."""
-    chosen = {it["id"] for it in items[:k]}
+    """``k`` training texts spread evenly over the list, so every task has some (at most half of them, so that
+    the filter still decides on the rest), with the teacher's answer-position calls inline (the demonstrations
+    a Toolformer prompt shows), and their ids."""
+    k = min(k, len(items) // 2)
+    chosen = {items[i * len(items) // k]["id"] for i in range(k)}
     demos = [{**c, "kept": True, "gain": 0.0, "seed": True} for c in candidates
-             if c["item"] in chosen and c.get("kind") == "answer" and c["ok"]]
+             if c["item"] in chosen and c.get("kind") in ("answer", "step") and c["ok"]]
     return demos, chosen
 
 
@@ -282,7 +315,7 @@ def run_arm(recipe_dump: dict, arm: str, task_dir: str, calls_path: str | None, 
     train = read_jsonl(task_path / "train.jsonl")
     test = read_jsonl(task_path / "test.jsonl")
     if tools:
-        examples = annotate(train, read_jsonl(calls_path))
+        examples = annotate(train, read_jsonl(calls_path, allow_empty=True))
     else:
         examples = [{"prompt": it["prompt"], "completion": it["completion"]} for it in train]
     settings = recipe.train if arm.startswith("small") or recipe.large_train is None else recipe.large_train
@@ -315,7 +348,7 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     log(f"tasks: {counts}")
     models = {a: _model_name(recipe, a) for a in arms}
     stamps = {m: weights_stamp(m) for m in set(models.values())}
-    prop_key = {"tasks": task_key, "teacher": recipe.teacher,
+    prop_key = {"tasks": task_key, "teacher": recipe.teacher, "calls": recipe.calls,
                 "model": [recipe.model, stamps[recipe.model]] if recipe.teacher == "model" else None}
 
     def propose(tmp: Path) -> dict:
@@ -331,12 +364,9 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     candidates = read_jsonl(run_.stage_dir("propose") / "candidates.jsonl")
     filter_key = {"propose": prop_key, "tau": recipe.tau, "window": recipe.window, "insert": recipe.insert,
                   "seed_demos": recipe.seed_demos, "warmup": recipe.warmup.model_dump() if recipe.seed_demos else None}
-    filters = {}
-    for m in sorted({models[a] for a in arms if a.endswith("+tools")}):
-        label = "small" if m == recipe.model else "large"
-        filters[m] = run_.stage(f"filter-{label}", {**filter_key, "model": m, "weights": stamps[m]},
-                                functools.partial(run_filter, recipe, m, candidates, task_dir))
-        log(f"filter ({label}): {filters[m]['per_tool']}")
+    labels = {m: "small" if m == recipe.model else "large" for m in {models[a] for a in arms if a.endswith("+tools")}}
+    filter_jobs = [(f"filter-{label}", {**filter_key, "model": m, "weights": stamps[m]},
+                    functools.partial(run_filter, recipe, m, candidates, task_dir)) for m, label in labels.items()]
     jobs = []
     for arm in arms:
         m = models[arm]
@@ -348,8 +378,18 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
                "gen": [recipe.max_calls, recipe.max_new_tokens]}
         jobs.append((f"arm-{arm.replace('+', '-')}", key,
                      functools.partial(run_arm, recipe.model_dump(), arm, str(task_dir), calls)))
-    jobs.sort(key=lambda j: ("large" not in j[0], j[0]))  # the longest first
-    done = run_.stages_in_lanes(jobs, recipe.lanes)
+
+    def longest_first(j):
+        return (not j[0].startswith("filter"), "large" not in j[0], j[0])
+
+    # the filters and the arms without tools need nothing of each other: they share the lanes, then the +tools arms
+    done = run_.stages_in_lanes(sorted(filter_jobs + [j for j in jobs if not j[0].endswith("-tools")],
+                                       key=longest_first), recipe.lanes)
+    filters = {m: done[f"filter-{label}"] for m, label in sorted(labels.items(), key=lambda x: x[1], reverse=True)}
+    for m, f in filters.items():
+        log(f"filter ({labels[m]}): {f['per_tool']}")
+    done.update(run_.stages_in_lanes(sorted((j for j in jobs if j[0].endswith("-tools")), key=longest_first),
+                                     recipe.lanes))
     answers = {arm: done[f"arm-{arm.replace('+', '-')}"] for arm in arms}
     results = summarize(run_, recipe, answers, filters, counts)
     write_report(run_.dir)
@@ -392,8 +432,9 @@ def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], fi
     for cand in ("large",):  # the larger model as it is: without tools (the thesis comparison)
         best_large = arm_rows(cand)
     small_tools = arm_rows("small+tools") or arm_rows("small")
-    the_verdict = verdict("accuracy (arithmetic)", small_tools,
-                          arm_rows("small") if "small+tools" in answers else None, best_large, seed=recipe.seed)
+    the_verdict = None if small_tools is None else verdict(  # None: only larger-model arms were asked for
+        "accuracy (arithmetic)", small_tools, arm_rows("small") if "small+tools" in answers else None, best_large,
+        seed=recipe.seed)
     by_task = {}
     for task in sorted({r["task"] for rows in answers.values() for r in rows} - {"arith"}):
         rows_of = {arm: [r["correct"] for r in rows if r["task"] == task] for arm, rows in answers.items()}

@@ -43,6 +43,17 @@ def _plot(run_dir: Path, metrics: dict, arms: list[str], digits: list[str]) -> s
     return "accuracy_vs_digits.png"
 
 
+def _calls_word(calls: str | None) -> str:
+    return {"chain": "one calculator call per operation, chained", "expression": "one calculator call per "
+            "problem"}.get(calls or "", "calls as configured")
+
+
+def _warmup_words(cfg: dict) -> str:
+    n = cfg.get("seed_demos") or 0
+    return (f"; the filter model first warmed up on {n} teacher-annotated texts, which train with their calls"
+            if n else "")
+
+
 def verdict_line(v: dict | None) -> str:
     if not v or not v.get("small_method"):
         return "Verdict: not computed."
@@ -70,8 +81,9 @@ def write(run_dir: Path, results: dict) -> str:
              *[f"On the {task} questions: " + verdict_line(v).replace("**", "") + "\n"
                for task, v in (results.get("verdict_by_task") or {}).items()],
              f"Task: {results['task']}; {results.get('counts', {})} items. Candidate calls proposed by the "
-             f"{results.get('teacher')} teacher, kept by Toolformer's filter (tau = {results.get('tau')}, "
-             f"insertion {cfg.get('insert')}). Accuracy is the answer the model writes after its last call.", "",
+             f"{results.get('teacher')} teacher ({_calls_word(cfg.get('calls'))}), kept by Toolformer's filter "
+             f"(tau = {results.get('tau')}, insertion {cfg.get('insert')}{_warmup_words(cfg)}). Accuracy is the "
+             "answer the model writes after its last call.", "",
              "## The comparison (headline: arithmetic accuracy, 95% bootstrap CI)", "",
              grid_table(m, arms, ["accuracy", "all_tasks_accuracy", "calls_per_answer"], row_label="arm"), ""]
     if digits:
@@ -91,7 +103,8 @@ def write(run_dir: Path, results: dict) -> str:
                 lines.append(f"| {who} | {tool} | {s['proposed']} | {s['executed']} | {s['kept']} |")
         kinds = {who: f.get("per_kind") for who, f in calls.items() if f.get("per_kind")}
         if kinds:
-            lines += ["", "Kept share by kind of proposal (the answer call helps; the others should not):", "",
+            lines += ["", "Kept share by kind of proposal (the answer call and a chain's earlier steps help; "
+                      "the others should not):", "",
                       "| scored by | kind | proposed | kept | mean gain |", "|---|---|---|---|---|"]
             for who, per in kinds.items():
                 for kind, s in sorted(per.items()):
