@@ -80,7 +80,9 @@ class TrainConfig(Strict):
     # fields below joined after the ones above; stage_key leaves them out while they are at their defaults
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     adapter_options: dict[str, Any] = {}
-    lr_schedule: Literal["cosine", "constant"] = "cosine"  # cosine: down to min_lr_ratio * lr
+    # cosine: down to min_lr_ratio * lr; wsd (warmup-stable-decay): constant, then linear down to min_lr_ratio * lr
+    # over the last decay_ratio of the steps
+    lr_schedule: Literal["cosine", "constant", "wsd"] = "cosine"
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
     bf16: bool | Literal["auto"] = "auto"
@@ -88,6 +90,7 @@ class TrainConfig(Strict):
     log_every: int = Field(10, gt=0)
     save_every: int = Field(0, ge=0)
     output_dir: str | None = None
+    decay_ratio: float = Field(0.2, gt=0, le=1)  # lr_schedule "wsd": the share of the steps that decays
 
     def adapter_kwargs(self) -> dict[str, Any]:
         """The keyword options of ``underdog.train.apply_adapter`` for this config's adapter."""

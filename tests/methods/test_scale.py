@@ -92,11 +92,14 @@ def test_user_family_of_tiny_llama_and_gpt2_models(tmp_path):
         assert p["train_flops"] == 6 * p["params_non_embedding"] * p["tokens"]
         assert p["eval_flops"] > 0 and p["loss"] > 0
         assert 0 <= p["metrics"]["forward/0-shot"]["accuracy"]["value"] <= 1
+        assert {"syllogism/k-shot-cot", "two_hop/k-shot-cot"} <= set(p["metrics"])  # the splits that take steps
+        assert "forward/k-shot-cot" not in p["metrics"]
     assert set(results["emergence"]) >= {"forward/0-shot", "two_hop/0-shot"}
+    assert [len(results["prompting"][f"{s} CoT"]) for s in ("syllogism", "two_hop")] == [3, 3]
     assert results["law"]["skipped"]  # 3 points: no fit
     assert results["verdict"]["small_method"]["label"].startswith("m0")
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "Finding:" in report and "True" not in report and "False" not in report
+    assert "Finding:" in report and "True" not in report and "False" not in report and "two_hop CoT" in report
     assert (tmp_path / "run" / "scale_forward_0-shot.png").is_file()
 
 

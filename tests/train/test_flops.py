@@ -5,7 +5,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from underdog.train import apply_adapter
+from tests.tiny_models import make_tokenizer, varied_examples
+from underdog.config import TrainConfig
+from underdog.train import apply_adapter, train
 from underdog.train.flops import flops_per_token, matmul_params, mfu, peak_flops
 
 
@@ -52,3 +54,11 @@ def test_mfu_needs_a_known_peak():
     assert peak_flops("cpu") is None
     assert mfu(1000.0, 6e6, None) is None
     assert mfu(1000.0, 6e6, 1.2e10) == pytest.approx(0.5)
+
+
+def test_the_trainer_reports_mfu_only_on_a_known_card(tmp_path):
+    seen = []
+    train(llama(), make_tokenizer(), varied_examples(8), TrainConfig(adapter="full", max_steps=2, batch_size=4),
+          callback=seen.append)
+    assert [info["step"] for info in seen] == [1, 2]
+    assert all("mfu" in info and info["mfu"] is None for info in seen)  # a CPU has no peak to divide by

@@ -9,7 +9,8 @@ trained one; ``join`` adds shipped models (``builtin``, ``builtin-large``), whic
 the law fit (another recipe and data). Then the analysis (``eval.emergence``): every point carries N (both
 non-embedding and total parameters; the law and C = 6 N D use ``fit_params``), D and C; per task and metric the
 sharpness score, the first scale above chance with a bootstrap CI, the p^L check on the names task, the gain of
-k-shot over zero-shot prompting per model, the law with bootstrap CIs, its compute-optimal frontier and the
+k-shot over zero-shot prompting per model and of chain of thought over k-shot on the splits whose questions take
+steps (``tasks.cot``), the law with bootstrap CIs, its compute-optimal frontier and the
 leave-largest-out prediction. The verdict: ``small`` (default ``builtin``) with k-shot prompting vs it zero-shot
 vs the largest model's best, on multiple-choice accuracy. ``COMMANDS["fit"]`` is ``underdog scale fit``.
 """
@@ -42,7 +43,7 @@ from underdog.runs import Run, metric
 from underdog.world.episodes import pretraining_texts
 
 NAME = "scale"
-DEMO_SECONDS = 45
+DEMO_SECONDS = 165
 MC_METRICS = {"accuracy": True, "logprob": True, "brier": False}  # name: higher is better
 NAMES_METRICS = {"exact_match": True, "token_accuracy": True, "token_edit_distance": False, "logprob": True,
                  "token_prob": True}
@@ -56,14 +57,17 @@ class Recipe(Strict):
     device: str = "auto"
     quick: bool = False  # the demo's quick version (overrides sizes, budgets and question counts: QUICK)
     sizes: list[str] = ["16x1", "32x2", "48x2", "64x3", "96x4"]  # <hidden>x<layers> of the trained family
-    train_tokens: int = Field(800_000, gt=0)  # the largest token budget
+    train_tokens: int = Field(1_600_000, gt=0)  # the largest token budget
     budgets: int = Field(4, ge=1)  # checkpoints on a geometric grid (factor 2) up to train_tokens
-    seq_len: int = Field(512, gt=16)
-    batch_size: int = Field(8, gt=0)
+    seq_len: int = Field(256, gt=16)  # training window (and the trained models' context)
+    batch_size: int = Field(4, gt=0)  # 4 x 256: ~900 tokens a step, ~900 optimizer steps to the largest budget
     lr: float = Field(3e-3, gt=0)
     # Adam's learning rate scaled as 1/width above this hidden size (lr * lr_width / hidden); null: one lr for all
     lr_width: int | None = Field(None, gt=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    # > 0: each budget's model is annealed (a linear cooldown over this share of its steps, branched from the
+    # constant-rate trunk: warmup-stable-decay); 0: the constant-rate run's model as it passes the budget
+    cooldown: float = Field(0.2, ge=0, lt=1)
     models: list[str] = []  # a user's family of local HF directories instead of training one
     tokens: list[int] = []  # training tokens of each of `models` (else read from the model's pretraining logs)
     join: list[str] = ["builtin", "builtin-large"]  # shipped models evaluated with the family (not in the fit)
@@ -226,6 +230,12 @@ def _point(member: dict, ev: dict, fit_params: str, seed: int) -> dict:
             for name, values in rows.items():
                 vals = [v for v, m in zip(values, mask) if m]
                 metrics.setdefault(f"{split}/{shots}", {})[name] = _summaries(vals, seed)
+    if "cot" in ev:  # k-shot chain of thought, on the splits whose questions take steps
+        splits = [ev["mc_split"][i] for i in ev["cot"]["index"]]
+        for split in sorted(set(splits)):
+            for name, values in ev["cot"]["rows"].items():
+                vals = [v for v, s in zip(values, splits) if s == split]
+                metrics.setdefault(f"{split}/k-shot-cot", {})[name] = _summaries(vals, seed)
     for name, values in ev["names"]["rows"].items():
         metrics.setdefault("names", {})[name] = _summaries(values, seed)
     return {**{k: member[k] for k in ("id", "source", "size", "tokens", "in_fit")},
@@ -280,6 +290,16 @@ def _prompting(points: list[dict], evals: list[dict], seed: int) -> dict:
             gain = k - zero
             out[split].append({"id": p["id"], "compute": p["train_flops"], "gain": float(gain.mean()),
                                "ci95": list(bootstrap_ci(gain, seed=seed))})
+    for split in fam.MC_SPLITS:  # chain of thought: k-shot with the steps written out minus plain k-shot
+        if not all("cot" in ev and split in {ev["mc_split"][i] for i in ev["cot"]["index"]} for ev in evals):
+            continue
+        out[f"{split} CoT"] = []
+        for p, ev in zip(points, evals):
+            gain = np.array([a - ev["mc"]["k-shot"]["accuracy"][i]
+                             for a, i in zip(ev["cot"]["rows"]["accuracy"], ev["cot"]["index"])
+                             if ev["mc_split"][i] == split])
+            out[f"{split} CoT"].append({"id": p["id"], "compute": p["train_flops"], "gain": float(gain.mean()),
+                                        "ci95": list(bootstrap_ci(gain, seed=seed))})
     return out
 
 
@@ -345,7 +365,8 @@ def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
             args = dict(size=size, texts_path=str(data / "train_texts.jsonl"),
                         tokenizer_dir=str(resolve_model_path(recipe.model)), budgets=_budgets(recipe),
                         seq_len=recipe.seq_len, batch_size=recipe.batch_size, lr=_size_lr(recipe, size),
-                        warmup_ratio=recipe.warmup_ratio, seed=recipe.seed)
+                        warmup_ratio=recipe.warmup_ratio, seed=recipe.seed,
+                        **({"cooldown": recipe.cooldown} if recipe.cooldown else {}))
             inputs = {k: v for k, v in args.items() if k not in ("texts_path", "tokenizer_dir")} | {
                 "data": data_inputs}
             jobs.append((f"train-{size}", inputs, functools.partial(fam.train_size, **args)))

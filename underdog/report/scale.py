@@ -4,9 +4,9 @@ Plots, at the top of the run folder: ``scale_<task>.png`` (each task's discontin
 ones against training FLOPs on a log axis, side by side; a line joins the checkpoints of one trained size,
 shipped models are stars), ``scale_law.png`` (loss against N and against D with the fitted law),
 ``scale_frontier.png`` (the compute-optimal N and D of the fitted law against compute) and
-``scale_prompting.png`` (the k-shot gain over zero-shot against compute). The text names the tasks that look
-emergent under the discontinuous metric, with their sharpness numbers, and says whether the continuous metrics
-of those tasks are smooth.
+``scale_prompting.png`` (the k-shot gain over zero-shot, and chain of thought's over k-shot, against compute).
+The text names the tasks that look emergent under the discontinuous metric, with their sharpness numbers, and
+says whether the continuous metrics of those tasks are smooth.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _prompting_plot(run_dir: Path, prompting: dict, shots: int) -> str:
     ax.axhline(0, color="gray", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs", fontsize=8)
-    ax.set_ylabel(f"{shots}-shot minus 0-shot accuracy", fontsize=8)
+    ax.set_ylabel(f"accuracy gain: {shots}-shot - 0-shot;\nCoT: {shots}-shot CoT - {shots}-shot", fontsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(run_dir / "scale_prompting.png", dpi=DPI)
@@ -238,6 +238,17 @@ def _fit_only(run_dir: Path, results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _schedule_note(config: dict) -> str:
+    """How the trained checkpoints were taken (nothing for a user's family)."""
+    if config.get("models") or not config.get("sizes"):
+        return ""
+    cool = config.get("cooldown") or 0
+    if cool:
+        return (f" Each trained checkpoint is annealed: a branch of its size's constant-rate run whose learning rate "
+                f"decays linearly to 0 over the budget's last {100 * cool:.0f}% of steps.")
+    return " Trained checkpoints are taken from each size's constant-rate run as it passes the budget."
+
+
 def write(run_dir: Path, results: dict) -> str:
     run_dir = Path(run_dir)
     if "family" not in results:
@@ -246,7 +257,8 @@ def write(run_dir: Path, results: dict) -> str:
     tasks = results["tasks"]
     lines = [f"# Emergence and scaling\n\n{results.get('task')}. Every model answers the same questions; "
              f"prompts hold the retrieved knowledge ({results.get('icl_budget')} tokens). Training FLOPs C = 6 N D "
-             f"with N = {(results.get('config') or {}).get('fit_params', 'non_embedding')} parameters.", "",
+             f"with N = {(results.get('config') or {}).get('fit_params', 'non_embedding')} parameters." +
+             _schedule_note(results.get("config") or {}), "",
              "## The family", "", "| model | source | N (non-embedding) | N (total) | D (tokens) | C (train FLOPs) | "
              "eval FLOPs | loss | in law fit |", "|---|---|---|---|---|---|---|---|---|"]
     for p in fam:
@@ -283,7 +295,8 @@ def write(run_dir: Path, results: dict) -> str:
                   f"{pl['mean_abs_gap']:.3f}; correlation over the family = {_g(pl['correlation'])}.", "",
                   "| model | observed EM | p^L |", "|---|---|---|"]
         lines += [f"| {i} | {o:.3f} | {q:.3f} |" for i, o, q in zip(pl["ids"], pl["observed"], pl["predicted"])]
-    lines += ["", f"## Prompting across scale ({tasks['shots']}-shot minus 0-shot accuracy)", "",
+    lines += ["", f"## Prompting across scale ({tasks['shots']}-shot minus 0-shot accuracy; CoT columns: "
+              f"{tasks['shots']}-shot chain of thought, the model writing the steps, minus {tasks['shots']}-shot)", "",
               "| model | " + " | ".join(results["prompting"]) + " |", "|---" * (len(results["prompting"]) + 1) + "|"]
     for i, p in enumerate(fam):
         lines.append(f"| {p['id']} | " + " | ".join(

@@ -21,6 +21,7 @@ from underdog.world.render import capitalize, statement
 
 STEP_SPLITS = ("syllogism", "two_hop")
 MARK = " So,"
+MAX_STEP_TOKENS = 48  # room for the steps a model writes: two or three facts
 
 
 def steps_text(world: World, question: dict) -> str:
@@ -34,8 +35,8 @@ def demonstrations(world: World, demos: Sequence[dict]) -> str:
     return "".join(f"{steps_text(world, d)}{MARK} {d['question']} {d['choices'][d['answer']]}.\n" for d in demos)
 
 
-def choice_logprobs(lm: LM, prompts: Sequence[str], questions: Sequence[dict], max_new_tokens: int = 48,
-                    batch_size: int = 32) -> tuple[list[list[float]], list[str]]:
+def choice_logprobs(lm: LM, prompts: Sequence[str], questions: Sequence[dict],
+                    max_new_tokens: int = MAX_STEP_TOKENS, batch_size: int = 32) -> tuple[list[list[float]], list[str]]:
     """Each prompt ends where the steps begin (after its demonstrations, at the start of a line). The model writes
     its steps; returns the choices' log-probs after them and the steps written."""
     samples = generate(lm, list(prompts), max_new_tokens=max_new_tokens, stop=[MARK.strip(), "\n"],

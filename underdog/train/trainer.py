@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from underdog.config import TrainConfig
 from underdog.train.adapters import apply_adapter, is_peft, is_prompt_learning, save_trained
 from underdog.train.data import IGNORE_INDEX, collate, pack_examples, tokenize_examples
+from underdog.train.flops import flops_per_token, mfu, peak_flops
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
@@ -76,14 +77,21 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 def lr_at(step: int, total: int, config: TrainConfig) -> float:
-    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then cosine or constant."""
+    """Learning rate for optimizer step ``step`` (0-based) of ``total``: linear warmup, then cosine, constant, or
+    warmup-stable-decay ("wsd": constant, then linear down to ``min_lr_ratio * lr`` over the last ``decay_ratio``
+    of the steps; Hägele et al. 2024). A run resumed with "wsd" and a larger ``max_steps`` from a checkpoint of a
+    constant-rate run is a cooldown branch of it: an annealed model at any token count, from one trunk."""
     warmup = int(round(config.warmup_ratio * total))
     if step < warmup:
         return config.lr * (step + 1) / warmup
     if config.lr_schedule == "constant":
         return config.lr
-    progress = (step - warmup) / max(1, total - warmup)
     low = config.lr * config.min_lr_ratio
+    if config.lr_schedule == "wsd":
+        decay = max(1, int(round(config.decay_ratio * total)))
+        into = step - (total - decay) + 1  # 1 .. decay inside the decay
+        return config.lr if into <= 0 else config.lr - (config.lr - low) * min(into, decay) / decay
+    progress = (step - warmup) / max(1, total - warmup)
     return low + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - low)
 
 
@@ -176,8 +184,8 @@ def train(
     """Train ``model`` on ``examples`` (any shape ``data.py`` accepts) and return a ``TrainResult``.
 
     ``callback(info)`` runs on every process after each optimizer step with ``step``, ``loss``, ``lr``,
-    ``tokens_seen``, ``tokens_per_s`` and ``epoch``; returning True stops training (decide the same on every
-    process). ``resume=True`` continues from the latest complete checkpoint in ``config.output_dir``.
+    ``tokens_seen``, ``tokens_per_s``, ``epoch`` and ``mfu`` (``train.flops``; None off a known GPU); returning
+    True stops training (decide the same on every process). ``resume=True`` continues from the latest complete checkpoint in ``config.output_dir``.
     ``aux_loss(model, step)``, when given, is a second loss added to each optimizer step's mean token loss
     (its gradient joins after the token-mean scaling, before clipping; ``info["aux_loss"]`` logs it); it
     should pick its data by ``step`` so that a resumed run repeats it."""
@@ -219,6 +227,8 @@ def train(
         raise NotImplementedError(
             "DeepSpeed keeps the gradients inside its engine, where the loop's global token-mean scaling cannot "
             "reach them; use the DDP or FSDP config (configs/accelerate/)")
+    per_token = flops_per_token(model, config.max_length)  # before FSDP shards it; contexts up to max_length
+    peak = peak_flops(accelerator.device)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
     steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
@@ -284,13 +294,15 @@ def train(
             elapsed = time.perf_counter() - t0
             tps = (state["tokens_seen"] - tokens_at_start) / max(elapsed, 1e-9)
             info = {"step": state["step"], "loss": loss, "lr": lr, "tokens_seen": state["tokens_seen"],
-                    "tokens_per_s": tps, "epoch": state["epoch"]}
+                    "tokens_per_s": tps, "epoch": state["epoch"], "mfu": mfu(tps, per_token, peak)}
             if aux_loss is not None:
                 info["aux_loss"] = aux_value
             bar.update(1)
             if state["step"] % config.log_every == 0 or state["step"] == total_steps:
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}")
-                log.info("step %d loss %.4f lr %.2e tokens/s %.0f", state["step"], loss, lr, tps)
+                shown = {"mfu": f"{info['mfu']:.1%}"} if info["mfu"] is not None else {}
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}", **shown)
+                log.info("step %d loss %.4f lr %.2e tokens/s %.0f%s", state["step"], loss, lr, tps,
+                         f" MFU {info['mfu']:.1%}" if info["mfu"] is not None else "")
             stop = bool(callback and callback(info)) or state["step"] >= total_steps  # the last step too
             if config.output_dir and config.save_every and state["step"] % config.save_every == 0:
                 _save_checkpoint(accelerator, config.output_dir, state)
