@@ -49,7 +49,7 @@ from underdog.tools.runtime import run_call
 
 ARMS = ("small", "small+tools", "large", "large+tools")
 NAME = "tools"
-DEMO_SECONDS = 35
+DEMO_SECONDS = 43
 
 
 class ToolsRecipe(Strict):
