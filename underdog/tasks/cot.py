@@ -1,12 +1,13 @@
 """Chain-of-thought prompting for the world's multiple-choice questions whose answer takes steps.
 
-Questions of the ``syllogism`` and ``two_hop`` splits follow from two or more supporting facts (``question["support"]``).
-A chain-of-thought demonstration states those facts, then the answer: ``"<fact 1>. <fact 2>. So, <question>
-<answer>.\\n"`` (Wei et al. 2022, "Chain-of-thought prompting elicits reasoning in large language models": worked
-steps in the exemplars, and the model writes its own before answering). For a test question the model reads
-the same kind of demonstrations, writes its steps greedily up to "So," or the end of the line, and its choices
-are scored after ``"<its steps> So, <question>"``. The demonstrations of a question are solved questions of its
-own split; what the model writes is kept for the report.
+Questions of the ``syllogism`` and ``two_hop`` splits follow from two or more supporting facts
+(``question["support"]``). A chain-of-thought demonstration states those facts, then the answer:
+``"<fact 1>. <fact 2>. So, <question> <answer>.\\n"`` (Wei et al. 2022, "Chain-of-thought prompting elicits
+reasoning in large language models": worked steps in the exemplars, and the model writes its own before
+answering). For a test question the model reads the same kind of demonstrations, writes its steps greedily up
+to "So," or the end of the line, and its choices are scored after ``"<its steps> So, <question>"``. The
+demonstrations of a question are solved questions of its own split; ``choice_logprobs`` returns what the model
+wrote beside the scores.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ MAX_STEP_TOKENS = 48  # room for the steps a model writes: two or three facts
 
 def steps_text(world: World, question: dict) -> str:
     """The question's supporting facts as sentences, in the world's phrasing of each."""
-    by_id = {f.id: f for f in world.facts}
-    return " ".join(capitalize(statement(by_id[s], world.phrasing.get(s, 0))) + "." for s in question["support"])
+    return " ".join(capitalize(statement(world.facts_by_id[s], world.phrasing.get(s, 0))) + "."
+                    for s in question["support"])
 
 
 def demonstrations(world: World, demos: Sequence[dict]) -> str:
@@ -36,7 +37,8 @@ def demonstrations(world: World, demos: Sequence[dict]) -> str:
 
 
 def choice_logprobs(lm: LM, prompts: Sequence[str], questions: Sequence[dict],
-                    max_new_tokens: int = MAX_STEP_TOKENS, batch_size: int = 32) -> tuple[list[list[float]], list[str]]:
+                    max_new_tokens: int = MAX_STEP_TOKENS,
+                    batch_size: int = 32) -> tuple[list[list[float]], list[str]]:
     """Each prompt ends where the steps begin (after its demonstrations, at the start of a line). The model writes
     its steps; returns the choices' log-probs after them and the steps written."""
     samples = generate(lm, list(prompts), max_new_tokens=max_new_tokens, stop=[MARK.strip(), "\n"],

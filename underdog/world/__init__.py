@@ -83,6 +83,11 @@ class World:
         return {s: c[s] for s in SPLITS}
 
     @functools.cached_property
+    def facts_by_id(self) -> dict[str, Fact]:
+        """Every fact by its id; built once per world."""
+        return {f.id: f for f in self.facts}
+
+    @functools.cached_property
     def facts_by_entity(self) -> dict[str, list[str]]:
         """Fact ids per lower-cased entity (either side of a fact), in fact order; built once per world."""
         index: dict[str, list[str]] = {}

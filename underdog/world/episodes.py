@@ -152,7 +152,7 @@ def _pick_questions(world: World, rng: random.Random, k: int, max_support: int =
 
 
 def _fact_sentences(world: World, ids: list[str], rng: random.Random) -> str:
-    facts = {f.id: f for f in world.facts}
+    facts = world.facts_by_id
     return " ".join(sentence(facts[i], world.phrasing[i], rng.randrange(len(LEADINS))) for i in ids)
 
 
@@ -370,7 +370,7 @@ def judge_episode(world: World, rng: random.Random) -> Episode:
 
 def rewrite_line(world: World, q: dict) -> str:
     """ "Rephrase: s => s'", "Reverse: s => s'" or "Infer: s1 s2 => s3" for a question's answer statement."""
-    facts = {f.id: f for f in world.facts}
+    facts = world.facts_by_id
     target = capitalize(_statement_text(world, q, q["answer"])) + "."
     support = [sentence(facts[i], world.phrasing[i]) for i in q["support"]]
     if q["split"] in ("forward", "rephrasing"):
