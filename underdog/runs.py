@@ -30,6 +30,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -370,14 +371,12 @@ def _exit_when_orphaned(parent: int, every: float = 1.0) -> None:
 
 
 def _stage_in_lane(out_dir: str, name: str, inputs: Any, fn: Callable[[Path], Any], threads: int,
-                   parent: int | None = None) -> Any:
-    """One stage in a worker process of ``Run.stages_in_lanes``: torch on ``threads`` threads, output to a log."""
-    import threading
-
+                   parent: int) -> Any:
+    """One stage in a worker process of ``Run.stages_in_lanes`` (started by process ``parent``): torch on
+    ``threads`` threads, output to a log."""
     import torch
 
-    if parent is not None:
-        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     log_path = Path(out_dir) / "stages" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
