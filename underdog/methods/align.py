@@ -162,7 +162,6 @@ def run_aspire_here(recipe: Recipe, out: Path, log: Callable[[str], None]) -> Pa
 
 def read_aspire(run_dir: str | Path, test: list[dict]) -> dict:
     """ASPIRE's test rows, its α, and the compare model's rows, checked to be on ``test`` (ids, in order)."""
-
     run_dir = Path(run_dir)
     if not (run_dir / "results.json").is_file() or not (run_dir / "answers.jsonl").is_file():
         raise UnderdogError(f"aspire_run {run_dir}: not a finished ASPIRE run (results.json, answers.jsonl)")
@@ -196,7 +195,6 @@ def run_sft(model_path: str, items: list[dict], recipe: Recipe, tmp: Path, targe
 
 def run_dpo_arm(model_path: str, pairs: list[dict], recipe_json: str, tmp: Path) -> dict:
     """One DPO arm (module level, so that it can run in a worker process)."""
-
     recipe = Recipe.model_validate_json(recipe_json)
     lm = load(model_path, device=recipe.device)
     out = train_dpo(lm.model, lm.tokenizer, pairs, recipe.dpo, tmp, seed=recipe.seed, device=recipe.device)

@@ -145,7 +145,6 @@ def _short(tokens: int) -> str:
 
 def _members(recipe: Recipe, trained: dict) -> list[dict]:
     """Every model of the family: id, where it loads from, its training tokens and whether it joins the fit."""
-
     out = []
     for size, res in trained.items():
         for ck in res["checkpoints"]:
@@ -188,7 +187,6 @@ def _chunks(text: str, tok, limit: int) -> list[str]:
 
 def _data(tmp: Path, recipe: Recipe, tokenizer_model: str, budget: int) -> dict:
     from transformers import AutoTokenizer
-
 
     tok = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer_model))
     sample = pretraining_texts(recipe.seed + 500, 40)
@@ -359,7 +357,6 @@ def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
     data = run_.stage_dir("data")
     trained: dict = {}
     if not recipe.models:
-
         jobs = []
         for size in sorted(recipe.sizes, key=lambda s: -np.prod(fam.parse_size(s))):  # longest first
             args = dict(size=size, texts_path=str(data / "train_texts.jsonl"),
@@ -429,7 +426,6 @@ def run(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
 # --------------------------------------------------------------------------------------- underdog scale fit
 def read_points(path: str) -> list[dict]:
     """Rows ``{"params", "tokens", "loss"}`` (extra keys kept) of a JSONL file; a bad line names file:line."""
-
     rows = read_jsonl(path, required={"params": float, "tokens": float, "loss": float})
     for row in rows:
         for key in ("params", "tokens", "loss"):
@@ -472,7 +468,6 @@ def fit_command(argv: list[str]) -> int:
         metrics["fit/predicted_loss"] = metric(value)
         print(f"predicted loss at N={predict[0]:.4g}, D={predict[1]:.4g}: {value:.6g}")
     if args.out:
-
         run_ = Run(args.out, {"points": args.points, "predict": args.predict, "n_boot": args.n_boot,
                               "seed": args.seed})
         points = [{**{k: v for k, v in r.items() if k != "_line"},

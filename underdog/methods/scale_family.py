@@ -143,7 +143,6 @@ def _train_cooldown(tmp: Path, size: str, tokenizer, recipe: PretrainRecipe, exa
 def eval_questions(world_seed: int, per_split: int, names: int, shots: int) -> dict:
     """The fixed questions every model answers: ``per_split`` of each multiple-choice split, ``shots`` solved
     demonstrations per question (other questions of its split), and ``names`` forward questions for generation."""
-
     world = make_world(world_seed, pool="eval")
     rng = random.Random(world_seed)
     out: dict = {"documents": world.documents, "mc": [], "demos": {}, "cot_demos": {}, "names": []}
@@ -172,7 +171,6 @@ def _prompts(lm, questions: list[dict], documents: list[dict], budget: int, bloc
     block goes between the knowledge and the question, and the farthest knowledge lines are dropped until the
     prompt fits ``budget``. ``ask=False`` ends the prompt after the block (chain of thought: the model writes
     its steps there, then the question follows), keeping room for the steps."""
-
     out = []
     for q, ctx in zip(questions, retrieved_contexts(lm.tokenizer, documents, questions, budget)):
         knowledge = ctx.text[: len(ctx.text) - len(q["question"])]
@@ -232,7 +230,6 @@ def _names_rows(lm, questions: list[dict], documents: list[dict], budget: int, l
 def held_out_loss(lm, texts: list[str], max_tokens: int) -> tuple[float, int]:
     """Mean next-token loss (nats) over ``texts``, each cut to its first ``max_tokens`` tokens (and the window)
     and scored after the BOS/EOS prefix token (``lm.score``)."""
-
     keep = min(max_tokens, lm.max_length - 1)
     start = [prefix_token_id(lm.tokenizer)]
     pairs = [(start, ids[:keep]) for ids in (lm.tokenizer.encode(t, add_special_tokens=False) for t in texts) if ids]
@@ -244,7 +241,6 @@ def held_out_loss(lm, texts: list[str], max_tokens: int) -> tuple[float, int]:
 def evaluate_model(tmp: Path, model: str, questions_path: str, loss_texts_path: str, budget: int, names: int,
                    device: str) -> dict:
     """Every task and metric of one model (see the module docstring), per question."""
-
     lm = load(model, device=device)
     qs = json.loads(Path(questions_path).read_text(encoding="utf-8"))
     counts = parameter_counts(lm.model)

@@ -205,7 +205,6 @@ def propose_program(items: list[dict], seed: int, calls: str = "chain") -> list[
 def propose_with_model(lm, items: list[dict], registry, seed: int, batch_size: int = 32, k: int = 2) -> list[dict]:
     """Candidate calls written by ``lm`` after ``[`` at the answer position, from a few-shot prompt built with
     the program teacher's answer-position calls on three training texts (each tool's first example)."""
-
     shots = [c for c in propose_program(items[:40], seed, "expression") if c["kind"] == "answer"][:3]
     header = "".join(f"{c['text'][:c['pos']]} {call_text(c['tool'], c['input'], None)[:-1]}\n" for c in shots)
     prompts = [f"{header}{it['prompt']} [" for it in items]

@@ -116,7 +116,6 @@ def weights(window: int) -> list[float]:
 
 def weighted_losses(lm, contexts: list[str], continuations: list[str], window: int, batch_size: int = 64):
     """``L = -sum_j w_j log p(token_j | context, tokens_<j)`` over the first ``window`` continuation tokens."""
-
     w = weights(window)
     unique = list(dict.fromkeys(zip(contexts, continuations)))  # e.g. the no-call context, shared by a text's calls
     loss = {}
@@ -338,7 +337,6 @@ def run_arm(recipe_dump: dict, arm: str, task_dir: str, calls_path: str | None, 
 
 def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the study; returns the results dict written to ``results.json``."""
-
     run_ = Run(recipe.out, recipe.model_dump(), log=log)
     arms = [a for a in recipe.arms if recipe.compare_model or a.startswith("small")]
     task_key = {k: getattr(recipe, k) for k in ("seed", "questions", "test_fraction", "n_train", "n_test",
@@ -354,7 +352,6 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     def propose(tmp: Path) -> dict:
         lm = None
         if recipe.teacher == "model":
-
             lm = load(recipe.model, device=recipe.device)
         cands = run_propose(recipe, task_dir, lm)
         write_jsonl(tmp / "candidates.jsonl", cands)
@@ -428,9 +425,7 @@ def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], fi
         head = [r["correct"] for r in rows if r["task"] == "arith"] or [r["correct"] for r in rows]
         return (labels[arm], head)
 
-    best_large = None
-    for cand in ("large",):  # the larger model as it is: without tools (the thesis comparison)
-        best_large = arm_rows(cand)
+    best_large = arm_rows("large")  # the larger model as it is: without tools (the thesis comparison)
     small_tools = arm_rows("small+tools") or arm_rows("small")
     the_verdict = None if small_tools is None else verdict(  # None: only larger-model arms were asked for
         "accuracy (arithmetic)", small_tools, arm_rows("small") if "small+tools" in answers else None, best_large,
