@@ -23,6 +23,7 @@ import torch
 from underdog.lm.generate import METHODS, Sample, _eos_ids
 from underdog.lm.kv import cache_kwargs, returned_cache
 from underdog.lm.load import LM
+from underdog.tools.grounding import is_grounded, numbers_in, open_call_input
 from underdog.tools.registry import ToolRegistry
 from underdog.tools.runtime import ToolCall, pending_call, result_text, run_call
 
@@ -58,12 +59,46 @@ class _Decoder:
     """Shared per-call state: tokenizer, tools, limits, memoized tool results."""
 
     def __init__(self, lm: LM, registry: ToolRegistry, stop: Sequence[str], max_new_tokens: int, max_calls: int,
-                 timeout_s: float):
+                 timeout_s: float, ground_numbers: bool = False):
         self.lm, self.tok, self.registry = lm, lm.tokenizer, registry
         self.stop = [s for s in stop if s]
         self.max_new_tokens, self.max_calls, self.timeout_s = max_new_tokens, max_calls, timeout_s
         self.eos = _eos_ids(lm)
         self.memo: dict[str, tuple[ToolCall, list[int]]] = {}
+        self.ground = ground_numbers
+        self.context_numbers: list[set[str]] = []  # per prompt of the batch being decoded (grounding)
+        if ground_numbers:
+            pieces = [(i, self.tok.decode([i])) for i in range(len(self.tok))]
+            self.numeric = [(i, s) for i, s in pieces if any(ch.isdigit() or ch == "." for ch in s)]
+            self.other = torch.tensor([i for i, s in pieces if not any(ch.isdigit() or ch == "." for ch in s)],
+                                      dtype=torch.long)
+
+    def begin(self, prompts: Sequence[str]) -> None:
+        """Start a batch: the numbers each prompt offers to grounded calls."""
+        if self.ground:
+            self.context_numbers = [numbers_in(p) for p in prompts]
+
+    def constrain(self, rows: Sequence[_Row], logits: torch.Tensor) -> None:
+        """With grounding on, set to -inf the logits of tokens that would put a number into an open call that is
+        not in the row's context (its prompt and its earlier tool results); see ``tools.grounding``."""
+        if not self.ground:
+            return
+        for r, row in enumerate(rows):
+            if row.done or row.forced or row.score == -math.inf:
+                continue
+            arg = open_call_input(row.text[row.safe_from:])
+            if arg is None:
+                continue
+            allowed = self.context_numbers[row.prompt] | {n for c in row.calls for n in numbers_in(c.output)}
+            bad = [i for i, s in self.numeric if not is_grounded(arg + s, allowed)]
+            close_ok = is_grounded(arg + " ", allowed)
+            if len(bad) == len(self.numeric) and not close_ok:
+                continue  # nothing grounded can follow (the call opened on a token with digits): leave it free
+            mask = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+            mask[torch.tensor(bad, dtype=torch.long, device=logits.device)] = True
+            if not close_ok:
+                mask[self.other.to(logits.device)] = True
+            logits[r].masked_fill_(mask, -math.inf)
 
     def call(self, segment: str, n_calls: int) -> tuple[ToolCall, list[int]]:
         if n_calls >= self.max_calls:
@@ -162,6 +197,7 @@ def _run_rows(dec: _Decoder, rows: list[_Row], prompts: list[str], method: str, 
             attn = torch.cat([attn, attn.new_ones(len(rows), m)], 1)
             logits, cache = _forward(model, torch.tensor(chunk, device=attn.device), attn, cache)
             continue
+        dec.constrain(rows, logits)
         chosen, lps = _choose(logits, method, temperature, top_p, gen)
         step = []
         for r, row in enumerate(rows):
@@ -192,6 +228,7 @@ def _run_beams(dec: _Decoder, prompts: list[str], beams: int, n: int) -> list[li
     closed = [False] * P
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     while True:
+        dec.constrain(rows, logits)
         logp = torch.log_softmax(logits, -1)
         top_lp, top_ids = logp.topk(min(2 * beams, logp.shape[-1]), -1)
         new_rows, src, step = [], [], []
@@ -267,13 +304,16 @@ def generate_with_tools(
     batch_size: int = 32,
     num_beams: int | None = None,
     timeout_s: float = 1.0,
+    ground_numbers: bool = False,
 ) -> list[list[ToolSample]]:
-    """``n`` samples per prompt, in input order, with tool calls run and their results in the text."""
+    """``n`` samples per prompt, in input order, with tool calls run and their results in the text. With
+    ``ground_numbers`` a call's input may only contain numbers of the prompt or of earlier results
+    (``tools.grounding``); log-probs are then those of the constrained distribution."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "greedy" and n != 1:
         raise ValueError("greedy decoding gives one sample per prompt; use method='sample' or 'beam' for n > 1")
-    dec = _Decoder(lm, registry, stop, max_new_tokens, max_calls, timeout_s)
+    dec = _Decoder(lm, registry, stop, max_new_tokens, max_calls, timeout_s, ground_numbers)
     tok = lm.tokenizer
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[list[ToolSample]] = [[] for _ in prompts]
@@ -285,6 +325,7 @@ def generate_with_tools(
     try:
         for start in range(0, len(order), step):
             idx = order[start: start + step]
+            dec.begin([prompts[i] for i in idx])
             if method == "beam":
                 for i, rows in zip(idx, _run_beams(dec, [prompts[i] for i in idx], beams, n)):
                     results[i] = [dec.sample(r) for r in rows]

@@ -3,7 +3,8 @@
 ``calculator`` is a recursive-descent arithmetic parser with limits (never ``eval``); ``lookup`` answers a
 query with the best-matching sentence of a world or a user's passages; ``registry`` names the tools;
 ``runtime`` finds calls in generated text (``[Tool(input) ->``), runs them safely with a time limit and
-returns the text to append (`` result]``). Generation with calls lives in ``underdog.lm.toolgen``.
+returns the text to append (`` result]``); ``grounding`` says which numbers a call may use (those already in
+its context). Generation with calls lives in ``underdog.lm.toolgen``.
 """
 
 from underdog.tools.calculator import CalcError, Limits, calculate
