@@ -33,8 +33,8 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -301,42 +301,75 @@ class Run:
         self.log(f"stage {name}: done in {elapsed:.1f}s")
         return result
 
-    def stages_in_lanes(self, jobs: Sequence[tuple[str, Any, Callable[[Path], Any]]], lanes: int) -> dict[str, Any]:
-        """Run independent stages ``(name, inputs, fn)``, ``lanes`` at a time, each in a worker process with
-        1/``lanes`` of this process's torch threads (``fn`` must be picklable: a module-level function or a
-        ``functools.partial`` of one). Jobs start in the order given, so put the longest first. Finished stages
-        are loaded, not rerun, as ``stage`` does; a worker's output (progress bars, logs) goes to
-        ``stages/<name>.log``. Returns {name: result}."""
+    def stages_in_lanes(self, jobs: Sequence[tuple[str, Any, Callable[[Path], Any]]], lanes: int,
+                        after: dict[str, Collection[str]] | None = None) -> dict[str, Any]:
+        """Run stages ``(name, inputs, fn)``, ``lanes`` at a time, each in a worker process with 1/``lanes`` of
+        this process's torch threads (``fn`` must be picklable: a module-level function or a
+        ``functools.partial`` of one). A stage named in ``after`` waits until the stages listed for it are
+        finished (its ``fn`` may read their folders); when a lane frees up, the first waiting stage of ``jobs``
+        whose stages before it are done starts, so put the longest chain first. Finished stages are loaded, not
+        rerun, as ``stage`` does; a worker's output (progress bars, logs) goes to ``stages/<name>.log``.
+        Returns {name: result}, in the order of ``jobs``."""
         from tqdm.auto import tqdm
 
+        names = [name for name, _, _ in jobs]
+        deps = {name: set((after or {}).get(name, ())) for name in names}
+        unknown = sorted(set().union(*deps.values()) - set(names)) if deps else []
+        if unknown or set(after or {}) - set(names):
+            raise ValueError(f"stages_in_lanes: 'after' names stages that are not jobs: "
+                             f"{', '.join(unknown or sorted(set(after or {}) - set(names)))}")
         results, todo = {}, []
         for name, inputs, fn in jobs:
-            if lanes <= 1 or self.is_done(name, inputs):
+            if self.is_done(name, inputs):
                 results[name] = self.stage(name, inputs, fn)
             else:
                 todo.append((name, inputs, fn))
+
+        def next_ready():
+            job = next((j for j in todo if deps[j[0]] <= results.keys()), None)
+            if job is not None:
+                todo.remove(job)
+            return job
+
+        if lanes <= 1:
+            while todo:
+                job = next_ready()
+                if job is None:
+                    raise ValueError(f"stages_in_lanes: stages wait on each other: {', '.join(j[0] for j in todo)}")
+                results[job[0]] = self.stage(*job)
+            return {name: results[name] for name in names}
         if not todo:
-            return results
+            return {name: results[name] for name in names}
         import torch
 
         threads = max(1, torch.get_num_threads() // lanes)
         self.log(f"stages {', '.join(n for n, _, _ in todo)}: {lanes} at a time, {threads} thread(s) each; "
                  f"progress in {self.dir / 'stages'}/<stage>.log")
-        with ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_stage_in_lane, str(self.dir), name, inputs, fn, threads, os.getpid()): name
-                       for name, inputs, fn in todo}
+        running: dict[Future, str] = {}
+        with ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn")) as pool, \
+                tqdm(total=len(todo), desc=f"stages ({lanes} lanes)") as bar:
             try:
-                for future in tqdm(as_completed(futures), total=len(futures), desc=f"stages ({lanes} lanes)"):
-                    name = futures[future]
-                    results[name] = future.result()
-                    seconds = json.loads((self.stage_dir(name) / "stage.json").read_text())["seconds"]
-                    self.timing[name] = round(seconds, 3)
-                    self.log(f"stage {name}: done in {seconds:.1f}s")
+                while todo or running:
+                    while len(running) < lanes and (job := next_ready()) is not None:
+                        name, inputs, fn = job
+                        running[pool.submit(_stage_in_lane, str(self.dir), name, inputs, fn, threads,
+                                            os.getpid())] = name
+                    if not running:
+                        raise ValueError(f"stages_in_lanes: stages wait on each other: "
+                                         f"{', '.join(j[0] for j in todo)}")
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        name = running.pop(future)
+                        results[name] = future.result()
+                        seconds = json.loads((self.stage_dir(name) / "stage.json").read_text())["seconds"]
+                        self.timing[name] = round(seconds, 3)
+                        self.log(f"stage {name}: done in {seconds:.1f}s")
+                        bar.update()
             except BaseException:  # Ctrl-C or a failed stage: stop the other workers now, not when they finish
                 _terminate_workers(pool)
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-        return {name: results[name] for name, _, _ in jobs}
+        return {name: results[name] for name in names}
 
     def write_results(self, method: str, model: str, task: str, metrics: dict, per_split: Any = None,
                       extra: dict | None = None) -> dict:

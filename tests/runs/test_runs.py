@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from underdog.runs import Run
 
 SCRIPT = Path(__file__).resolve().parent.parent / "two_stage_run.py"
@@ -95,6 +97,32 @@ def test_stages_in_lanes_run_in_workers_with_a_share_of_the_threads_and_resume(t
     again = Run(tmp_path / "lanes", {"x": 1})
     assert again.stages_in_lanes(jobs, lanes=2) == results  # finished stages are loaded, not recomputed
     assert again.skipped == ["a", "b", "c"]
+
+
+def _after_stage(value: int, wait_for: str | None, run_dir: str, tmp: Path) -> dict:
+    """A stage that records whether the stage it waits on had finished (its stage.json written) when it began."""
+    ready = wait_for is None or (Path(run_dir) / "stages" / wait_for / "stage.json").is_file()
+    time.sleep(0.3 if wait_for is None and value == 1 else 0)
+    return {"value": value, "ready": ready, "start": time.time()}
+
+
+def test_a_stage_after_others_starts_only_when_they_are_done(tmp_path):
+    import functools
+
+    for lanes in (1, 2):
+        run = Run(tmp_path / f"after{lanes}", {"x": lanes})
+        d = str(run.dir)
+        # c is listed first but waits for a (the slow one); b needs nothing and takes the free lane
+        jobs = [("c", {"v": 3}, functools.partial(_after_stage, 3, "a", d)),
+                ("a", {"v": 1}, functools.partial(_after_stage, 1, None, d)),
+                ("b", {"v": 2}, functools.partial(_after_stage, 2, None, d))]
+        results = run.stages_in_lanes(jobs, lanes=lanes, after={"c": ["a"]})
+        assert list(results) == ["c", "a", "b"]
+        assert results["c"]["ready"] and results["c"]["start"] >= results["a"]["start"]
+    with pytest.raises(ValueError, match="not jobs: z"):
+        Run(tmp_path / "bad", {"x": 0}).stages_in_lanes(jobs, lanes=2, after={"c": ["z"]})
+    with pytest.raises(ValueError, match="wait on each other"):
+        Run(tmp_path / "cycle", {"x": 0}).stages_in_lanes(jobs[:2], lanes=2, after={"c": ["a"], "a": ["c"]})
 
 
 LANES_RUN = Path(__file__).with_name("lanes_run.py")
