@@ -112,7 +112,8 @@ def test_tiny_run_writes_every_cell(tmp_path):
     assert res["verdict"]["beats_larger"] in ("yes", "no", "tie")
     assert res["calls"]["small"]["per_tool"]["Calculator"]["proposed"] == 16
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "Verdict" in report and "proposed" in report and "one calculator call per problem" in report
+    assert "Verdict" in report and "proposed" in report and "one calculator call per operation" in report
+    assert {"small+tools/ungrounded_accuracy", "large+tools/ungrounded_accuracy"} <= set(res["metrics"])
     again = run(recipe, log=lambda m: None)  # resumes from the cached stages
     assert again["metrics"] == res["metrics"]
 

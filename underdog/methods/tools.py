@@ -13,11 +13,14 @@ as in the paper; a call of a chain, ``calls: chain``, one calculator call per op
 chain's earlier calls before it, on the tokens from the next call's operands on, or the answer; with
 ``seed_demos`` > 0 the filter model is first fine-tuned on that many teacher-annotated texts (at most half),
 a tiny model's stand-in for the paper's few-shot prompt, and those texts train with their calls); then one
-stage per arm (``small``, ``small+tools``, ``large``, ``large+tools``, run two at a time): fine-tune through
-``underdog.train`` on the training texts, with the kept calls inline for ``+tools`` arms, and answer the test
-questions (``lm.toolgen``, tools on for ``+tools`` arms). Accuracy per arm with 95% CIs, by digits and
-operation count and task; proposed / executed / kept per tool and per kind of proposal; the verdict
-small+tools vs large on arithmetic (``verdict``) and on each other task (``verdict_by_task``).
+stage per arm (``small``, ``small+tools``, ``large``, ``large+tools``, two at a time; a ``+tools`` arm starts
+once its model's filter is done): fine-tune through ``underdog.train`` on the training texts, with the kept
+calls inline for ``+tools`` arms, and answer the test questions (``lm.toolgen``, tools on for ``+tools`` arms,
+with ``ground_numbers`` a call's numbers restricted to those of the question and earlier results, see
+``tools.grounding``; the same model is also decoded without that restriction). Accuracy per arm with 95% CIs,
+by digits and operation count and task (and ``ungrounded_accuracy`` for ``+tools`` arms); proposed / executed
+/ kept per tool and per kind of proposal; the verdict small+tools vs large on arithmetic (``verdict``) and on
+each other task (``verdict_by_task``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from underdog.tools.runtime import run_call
 
 ARMS = ("small", "small+tools", "large", "large+tools")
 NAME = "tools"
-DEMO_SECONDS = 43
+DEMO_SECONDS = 59
 
 
 class ToolsRecipe(Strict):
@@ -61,26 +64,29 @@ class ToolsRecipe(Strict):
     questions: str | None = None  # a user's JSONL of {"question", "answer"} instead of the built-in tasks
     passages: str | None = None  # a user's JSONL of {"text"} passages for the Lookup tool (default: the world's)
     test_fraction: float = Field(0.3, gt=0, lt=1)  # share of a user's questions held out for the test
-    n_train: int = Field(400, ge=0)  # arithmetic training questions
+    n_train: int = Field(8000, ge=0)  # arithmetic training questions
     n_test: int = Field(360, ge=0)  # arithmetic test questions
     n_fact_train: int = Field(90, ge=0)  # lookup questions (parents of the world's leaf names)
     n_fact_test: int = Field(60, ge=0)
     digits: list[int] = [1, 2, 3, 4]
     ops: list[int] = [1, 2, 3]
     teacher: Literal["program", "model"] = "program"
-    calls: Literal["chain", "expression"] = "expression"  # useful calls: one whole expression, or one per operation
-    seed_demos: int = Field(0, ge=0)  # texts with the teacher's calls the filter model is warmed up on first
-    warmup: TrainSettings = TrainSettings(lr=3e-3, epochs=3, batch_size=16, max_length=192, warmup_ratio=0.05)
+    calls: Literal["chain", "expression"] = "chain"  # useful calls: one per operation, or one whole expression
+    seed_demos: int = Field(4000, ge=0)  # texts with the teacher's calls the filter model is warmed up on first
+    warmup: TrainSettings = TrainSettings(lr=3e-3, epochs=2, batch_size=16, max_length=192, warmup_ratio=0.05)
+    large_warmup: TrainSettings | None = TrainSettings(lr=3e-3, epochs=1, batch_size=16, max_length=192,
+                                                       warmup_ratio=0.05)  # None: the larger filter uses `warmup`
     tau: float = Field(1.0, ge=0)  # Toolformer's filtering threshold (loss units)
-    insert: Literal["prefix", "inline"] = "prefix"
+    insert: Literal["prefix", "inline"] = "inline"
     window: int = Field(5, gt=0)  # tokens weighted by the filter: w_j ∝ max(0, 1 - j / window)
     arms: list[str] = list(ARMS)
-    train: TrainSettings = TrainSettings(lr=3e-3, epochs=4, batch_size=16, max_length=192, warmup_ratio=0.05)
-    large_train: TrainSettings | None = TrainSettings(lr=2e-3, epochs=2, batch_size=16, max_length=192,
+    train: TrainSettings = TrainSettings(lr=3e-3, epochs=2, batch_size=16, max_length=192, warmup_ratio=0.05)
+    large_train: TrainSettings | None = TrainSettings(lr=2e-3, epochs=1, batch_size=16, max_length=192,
                                                       warmup_ratio=0.05)
     lanes: int = Field(2, gt=0)  # arms trained side by side (each on 1/lanes of the threads)
     max_calls: int = Field(3, ge=0)
-    max_new_tokens: int = Field(48, gt=0)  # a chain of three calls needs about 128
+    ground_numbers: bool = True  # +tools arms: a call's numbers must be in the question or an earlier result
+    max_new_tokens: int = Field(128, gt=0)  # a chain of three calls needs about 128
     batch_size: int = Field(64, gt=0)
 
     @field_validator("arms")
@@ -264,6 +270,10 @@ def seed_demos(candidates: list[dict], items: list[dict], k: int) -> tuple[list[
     return demos, chosen
 
 
+def _warmup(recipe: ToolsRecipe, model: str) -> TrainSettings:
+    return recipe.warmup if model == recipe.model or recipe.large_warmup is None else recipe.large_warmup
+
+
 def run_filter(recipe: ToolsRecipe, model: str, candidates: list[dict], task_dir: Path, tmp: Path) -> dict:
     """Toolformer's filter scored by ``model``, after a warm-up on the seed demonstrations when
     ``recipe.seed_demos`` > 0 (a tiny model cannot take them in context, as the paper's few-shot prompt does)."""
@@ -274,7 +284,7 @@ def run_filter(recipe: ToolsRecipe, model: str, candidates: list[dict], task_dir
     demos, chosen = seed_demos(candidates, items, recipe.seed_demos)
     warm = None
     if demos:
-        lm, warm = finetune(lm, annotate([it for it in items if it["id"] in chosen], demos), recipe.warmup,
+        lm, warm = finetune(lm, annotate([it for it in items if it["id"] in chosen], demos), _warmup(recipe, model),
                             recipe.seed, recipe.device)
     rest = [c for c in candidates if c["item"] not in chosen]
     filtered = toolformer_filter(lm, rest, recipe.tau, recipe.window, recipe.insert, recipe.batch_size)
@@ -321,15 +331,22 @@ def run_arm(recipe_dump: dict, arm: str, task_dir: str, calls_path: str | None, 
     start = time.time()
     lm, summary = finetune(_model_name(recipe, arm), examples, settings, recipe.seed, recipe.device)
     registry = _registry(recipe, task_path) if tools else ToolRegistry()
-    outs = generate_with_tools(lm, [it["prompt"] for it in test], registry, max_new_tokens=recipe.max_new_tokens,
-                               max_calls=recipe.max_calls if tools else 0, stop=["\n", "Question:"],
-                               batch_size=recipe.batch_size, seed=recipe.seed)
+
+    def answer(ground: bool) -> list:
+        return generate_with_tools(lm, [it["prompt"] for it in test], registry, max_new_tokens=recipe.max_new_tokens,
+                                   max_calls=recipe.max_calls if tools else 0, stop=["\n", "Question:"],
+                                   batch_size=recipe.batch_size, seed=recipe.seed, ground_numbers=ground)
+
+    grounded = tools and recipe.ground_numbers
+    outs = answer(grounded)
+    free = answer(False) if grounded else outs  # the same model with its calls' numbers left unconstrained
     rows = []
-    for it, (s,) in zip(test, outs):
+    for it, (s,), (f,) in zip(test, outs, free):
         pred = extract_answer(s.text)
         rows.append({"id": it["id"], "task": it["task"], "digits": it.get("digits"), "ops": it.get("ops"),
                      "output": s.text, "pred": pred, "calls": len(s.calls),
-                     "correct": int(is_correct(pred, it["answers"]))})
+                     "correct": int(is_correct(pred, it["answers"])),
+                     "correct_ungrounded": int(is_correct(extract_answer(f.text), it["answers"]))})
     write_jsonl(tmp / "answers.jsonl", rows)
     (tmp / "train.json").write_text(json.dumps({**summary, "seconds_total": time.time() - start}))
     return rows
@@ -360,9 +377,13 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     run_.stage("propose", prop_key, propose)
     candidates = read_jsonl(run_.stage_dir("propose") / "candidates.jsonl")
     filter_key = {"propose": prop_key, "tau": recipe.tau, "window": recipe.window, "insert": recipe.insert,
-                  "seed_demos": recipe.seed_demos, "warmup": recipe.warmup.model_dump() if recipe.seed_demos else None}
+                  "seed_demos": recipe.seed_demos}
+
+    def filter_inputs(m: str) -> dict:
+        return {**filter_key, "model": m, "warmup": _warmup(recipe, m).model_dump() if recipe.seed_demos else None}
+
     labels = {m: "small" if m == recipe.model else "large" for m in {models[a] for a in arms if a.endswith("+tools")}}
-    filter_jobs = [(f"filter-{label}", {**filter_key, "model": m, "weights": stamps[m]},
+    filter_jobs = [(f"filter-{label}", {**filter_inputs(m), "weights": stamps[m]},
                     functools.partial(run_filter, recipe, m, candidates, task_dir)) for m, label in labels.items()]
     jobs = []
     for arm in arms:
@@ -371,22 +392,24 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
         calls = str(run_.stage_dir(f"filter-{label}") / "calls.jsonl") if arm.endswith("+tools") else None
         settings = recipe.train if arm.startswith("small") or recipe.large_train is None else recipe.large_train
         key = {"tasks": task_key, "model": m, "weights": stamps[m], "train": settings.model_dump(),
-               "filter": {**filter_key, "model": m} if calls else None, "seed": recipe.seed,
-               "gen": [recipe.max_calls, recipe.max_new_tokens]}
+               "filter": filter_inputs(m) if calls else None, "seed": recipe.seed,
+               "gen": [recipe.max_calls, recipe.max_new_tokens, bool(calls) and recipe.ground_numbers]}
         jobs.append((f"arm-{arm.replace('+', '-')}", key,
                      functools.partial(run_arm, recipe.model_dump(), arm, str(task_dir), calls)))
 
-    def longest_first(j):
-        return (not j[0].startswith("filter"), "large" not in j[0], j[0])
+    # the longest chain of stages first (the larger model's filter, then its +tools arm), the shortest stage last
+    order = ["filter-large", "arm-large-tools", "filter-small", "arm-small-tools", "arm-large", "arm-small"]
 
-    # the filters and the arms without tools need nothing of each other: they share the lanes, then the +tools arms
-    done = run_.stages_in_lanes(sorted(filter_jobs + [j for j in jobs if not j[0].endswith("-tools")],
-                                       key=longest_first), recipe.lanes)
+    def longest_first(j):
+        return order.index(j[0])
+
+    # a +tools arm waits for its model's filter only; everything else shares the lanes from the start
+    after = {f"arm-{a.replace('+', '-')}": [f"filter-{'small' if models[a] == recipe.model else 'large'}"]
+             for a in arms if a.endswith("+tools")}
+    done = run_.stages_in_lanes(sorted(filter_jobs + jobs, key=longest_first), recipe.lanes, after=after)
     filters = {m: done[f"filter-{label}"] for m, label in sorted(labels.items(), key=lambda x: x[1], reverse=True)}
     for m, f in filters.items():
         log(f"filter ({labels[m]}): {f['per_tool']}")
-    done.update(run_.stages_in_lanes(sorted((j for j in jobs if j[0].endswith("-tools")), key=longest_first),
-                                     recipe.lanes))
     answers = {arm: done[f"arm-{arm.replace('+', '-')}"] for arm in arms}
     results = summarize(run_, recipe, answers, filters, counts)
     write_report(run_.dir)
@@ -409,6 +432,10 @@ def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], fi
         arith = [r["correct"] for r in rows if r["task"] == "arith"] or [r["correct"] for r in rows]
         metrics[f"{arm}/accuracy"] = mean_with_ci(arith, seed=recipe.seed)
         metrics[f"{arm}/all_tasks_accuracy"] = mean_with_ci([r["correct"] for r in rows], seed=recipe.seed)
+        if arm.endswith("+tools") and recipe.ground_numbers:
+            free = [r["correct_ungrounded"] for r in rows if r["task"] == "arith"] or \
+                [r["correct_ungrounded"] for r in rows]
+            metrics[f"{arm}/ungrounded_accuracy"] = mean_with_ci(free, seed=recipe.seed)
         metrics[f"{arm}/calls_per_answer"] = {"value": sum(r["calls"] for r in rows) / max(1, len(rows)),
                                               "ci95": None}
         for g, vals in sorted(_groups(rows).items()):
@@ -447,8 +474,11 @@ def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], fi
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> ToolsRecipe:
-    scale = 0.25 if quick else 1.0
+    """The study at demo size: 3,000 training problems (800 quick), half of them the filter's warm-up, and no
+    large+tools arm (its filter is the study's longest stage); the full study's figures need ``n_train`` 8,000."""
+    scale = 0.27 if quick else 1.0
+    n_train = int(3000 * scale)
     return ToolsRecipe(model=model, seed=seed, out=out,
                        compare_model="builtin-large" if model == "builtin" else None,
-                       n_train=int(200 * scale), n_test=max(48, int(160 * scale)),
-                       n_fact_train=int(90 * scale), n_fact_test=int(40 * scale))
+                       arms=["small", "small+tools", "large"], n_train=n_train, seed_demos=n_train // 2, ops=[1],
+                       n_test=max(48, int(160 * scale)), n_fact_train=int(90 * scale), n_fact_test=int(40 * scale))

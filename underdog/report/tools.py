@@ -54,6 +54,12 @@ def _warmup_words(cfg: dict) -> str:
             if n else "")
 
 
+def _grounding_words(cfg: dict) -> str:
+    return (" With tools, a call's numbers had to be in the question or an earlier result (`ground_numbers`); "
+            "`ungrounded_accuracy` is the same model with its calls decoded freely." if cfg.get("ground_numbers")
+            else "")
+
+
 def verdict_line(v: dict | None) -> str:
     if not v or not v.get("small_method"):
         return "Verdict: not computed."
@@ -76,6 +82,8 @@ def write(run_dir: Path, results: dict) -> str:
     tasks = [g for g in groups if g.startswith("task=")]
     plot = _plot(Path(run_dir), m, arms, digits)
     cfg = results.get("config", {})
+    columns = ["accuracy", "ungrounded_accuracy", "all_tasks_accuracy", "calls_per_answer"]
+    columns = [c for c in columns if any(f"{a}/{c}" in m for a in arms)]
     lines = [f"# Tool use (Toolformer-style): `{results['model']}` + tools vs `{results.get('compare_model')}`", "",
              verdict_line(results.get("verdict")), "",
              *[f"On the {task} questions: " + verdict_line(v).replace("**", "") + "\n"
@@ -83,9 +91,9 @@ def write(run_dir: Path, results: dict) -> str:
              f"Task: {results['task']}; {results.get('counts', {})} items. Candidate calls proposed by the "
              f"{results.get('teacher')} teacher ({_calls_word(cfg.get('calls'))}), kept by Toolformer's filter "
              f"(tau = {results.get('tau')}, insertion {cfg.get('insert')}{_warmup_words(cfg)}). Accuracy is the "
-             "answer the model writes after its last call.", "",
+             "answer the model writes after its last call." + _grounding_words(cfg), "",
              "## The comparison (headline: arithmetic accuracy, 95% bootstrap CI)", "",
-             grid_table(m, arms, ["accuracy", "all_tasks_accuracy", "calls_per_answer"], row_label="arm"), ""]
+             grid_table(m, arms, columns, row_label="arm"), ""]
     if digits:
         lines += ["## By digits per operand", "", grid_table(m, arms, digits, row_label="arm"), ""]
     if plot:
