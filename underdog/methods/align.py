@@ -47,7 +47,7 @@ from underdog.tasks.qa import qa_completion, qa_prompt, read_qa, world_qa
 from underdog.train import TrainConfig, train
 
 NAME = "align"
-DEMO_SECONDS = 55
+DEMO_SECONDS = 37
 BASELINES = ("perplexity", "predictive_entropy", "semantic_entropy", "ptrue", "selfeval")
 
 

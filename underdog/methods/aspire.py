@@ -441,7 +441,7 @@ def write_results(run: Run, recipe: AspireRecipe, rows: list[dict], compare: lis
 NAME = "aspire"
 Recipe = AspireRecipe
 run = run_aspire
-DEMO_SECONDS = 63
+DEMO_SECONDS = 42
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> AspireRecipe:

@@ -438,7 +438,7 @@ def _stage_seconds(run: Run) -> dict[str, float]:
 NAME = "explain"
 Recipe = ExplainRecipe
 run = run_explain
-DEMO_SECONDS = 86
+DEMO_SECONDS = 53
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> ExplainRecipe:

@@ -379,7 +379,7 @@ def write_generalization_results(run: Run, recipe, outputs: dict, source: dict, 
 NAME = "generalization"
 Recipe = GeneralizationRecipe
 run = run_generalization
-DEMO_SECONDS = 74
+DEMO_SECONDS = 58
 
 
 def demo_recipe(out: str, model: str, seed: int, quick: bool) -> GeneralizationRecipe:

@@ -43,7 +43,7 @@ from underdog.runs import Run, metric
 from underdog.world.episodes import pretraining_texts
 
 NAME = "scale"
-DEMO_SECONDS = 60
+DEMO_SECONDS = 32
 MC_METRICS = {"accuracy": True, "logprob": True, "brier": False}  # name: higher is better
 NAMES_METRICS = {"exact_match": True, "token_accuracy": True, "token_edit_distance": False, "logprob": True,
                  "token_prob": True}

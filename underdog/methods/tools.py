@@ -52,7 +52,7 @@ from underdog.tools.runtime import run_call
 
 ARMS = ("small", "small+tools", "large", "large+tools")
 NAME = "tools"
-DEMO_SECONDS = 59
+DEMO_SECONDS = 52
 
 
 class ToolsRecipe(Strict):
