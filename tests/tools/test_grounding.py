@@ -5,7 +5,7 @@ can)."""
 import pytest
 
 from tests.tools.scripted import scripted_lm
-from underdog.lm.toolgen import generate_with_tools
+from underdog.lm.toolgen import generate_with_tools, token_surfaces
 from underdog.tools import default_registry
 from underdog.tools.grounding import is_grounded, numbers_in, open_call_input
 
@@ -62,3 +62,18 @@ def test_numbers_of_the_prompt_and_of_earlier_results_are_allowed():
     (s,), = generate_with_tools(lm, [PROMPT], default_registry(), max_new_tokens=60, ground_numbers=True)
     assert s.text == " [Calculator( 2391 + 5) -> 2396] [Calculator( 2396 * 5) -> 11980] so."
     assert [c["ok"] for c in s.calls] == [True, True]
+
+
+def test_token_surfaces_keep_the_space_a_sentencepiece_token_stands_for():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer, raw.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    raw.train_from_iterator(["the cat has 2391 dogs and 874 more"] * 20,
+                            trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>"]))
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>")
+    i = tok.convert_tokens_to_ids("▁874")
+    assert tok.decode([i]) == "874"  # alone, the space is gone: " 239" + "874" would read as one number
+    assert token_surfaces(tok)[i] == " 874"
+    assert not is_grounded(" 239" + token_surfaces(tok)[i], {"239874", "874"})  # 239 itself is not allowed

@@ -55,6 +55,14 @@ class _Row:
                     self.safe_from, self.n_model, self.score, self.done, self.reason, self.cut)
 
 
+def token_surfaces(tokenizer) -> list[str]:
+    """Each token's text as it reads after other text: decoded behind an anchor token, so a SentencePiece
+    ``▁2`` reads `` 2`` (decoded alone it loses its space and would seem to continue a number)."""
+    anchor = tokenizer.encode("a", add_special_tokens=False)[-1:]
+    base = tokenizer.decode(anchor)
+    return [tokenizer.decode(anchor + [i])[len(base):] for i in range(len(tokenizer))]
+
+
 class _Decoder:
     """Shared per-call state: tokenizer, tools, limits, memoized tool results."""
 
@@ -68,7 +76,7 @@ class _Decoder:
         self.ground = ground_numbers
         self.context_numbers: list[set[str]] = []  # per prompt of the batch being decoded (grounding)
         if ground_numbers:
-            pieces = [(i, self.tok.decode([i])) for i in range(len(self.tok))]
+            pieces = list(enumerate(token_surfaces(self.tok)))
             self.numeric = [(i, s) for i, s in pieces if any(ch.isdigit() or ch == "." for ch in s)]
             self.other = torch.tensor([i for i, s in pieces if not any(ch.isdigit() or ch == "." for ch in s)],
                                       dtype=torch.long)
