@@ -43,7 +43,7 @@ def test_is_grounded(arg, ok):
 PROMPT = "Zorp has 2391 dogs and finds 5"
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"method": "beam", "num_beams": 2}])
+@pytest.mark.parametrize("kwargs", [{}, {"method": "beam", "num_beams": 2}, {"method": "sample", "n": 2}])
 def test_a_miscopied_operand_cannot_be_written(kwargs):
     lm = scripted_lm(" [Calculator( 2319 + 5) -> so.")
     (free,), = [o[:1] for o in generate_with_tools(lm, [PROMPT], default_registry(), max_new_tokens=40, **kwargs)]
