@@ -71,6 +71,14 @@ def _eos_ids(lm: LM) -> set[int]:
     return ids
 
 
+def check_method(method: str, n: int) -> None:
+    """A known decoding method, and one sample per prompt for greedy (ValueError otherwise)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "greedy" and n != 1:
+        raise ValueError("greedy decoding gives one sample per prompt; use method='sample' or 'beam' for n > 1")
+
+
 @torch.no_grad()
 def generate(
     lm: LM,
@@ -88,10 +96,7 @@ def generate(
     backend: str = "hf",
 ) -> list[list[Sample]]:
     """Generate ``n`` samples for each prompt; returns one list of ``Sample`` per prompt, in input order."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "greedy" and n != 1:
-        raise ValueError("greedy decoding gives one sample per prompt; use method='sample' or 'beam' for n > 1")
+    check_method(method, n)
     if backend == "vllm":
         from underdog.lm.vllm_backend import generate_vllm
 

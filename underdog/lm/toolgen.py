@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from underdog.lm.generate import METHODS, Sample, _eos_ids
+from underdog.lm.generate import Sample, _eos_ids, check_method
 from underdog.lm.kv import cache_kwargs, returned_cache
 from underdog.lm.load import LM
 from underdog.tools.grounding import is_grounded, numbers_in, open_call_input
@@ -317,10 +317,7 @@ def generate_with_tools(
     """``n`` samples per prompt, in input order, with tool calls run and their results in the text. With
     ``ground_numbers`` a call's input may only contain numbers of the prompt or of earlier results
     (``tools.grounding``); log-probs are then those of the constrained distribution."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "greedy" and n != 1:
-        raise ValueError("greedy decoding gives one sample per prompt; use method='sample' or 'beam' for n > 1")
+    check_method(method, n)
     dec = _Decoder(lm, registry, stop, max_new_tokens, max_calls, timeout_s, ground_numbers)
     tok = lm.tokenizer
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
