@@ -17,6 +17,7 @@ def test_numbers_in_text_are_unsigned_and_keep_decimals():
 @pytest.mark.parametrize("text, arg", [
     ("Q: 3 [Calculator( 23", " 23"),
     ("[Calculator(", ""),
+    ("[ Calculator( 7", " 7"),  # the runtime accepts spaces before the tool's name
     ("[Calculator( 1 + 2) -> 3] and", None),  # closed
     ("[Calculator( 1 + 2) ->", None),  # ended, waiting for the result
     ("a [note 12", None),  # a bracket without Name(

@@ -17,7 +17,7 @@ import re
 from underdog.tools.runtime import ARROW, CLOSE, OPEN
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_CALL_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}\(")
+_CALL_HEAD = re.compile(r"\s*[A-Za-z][A-Za-z0-9_]{0,31}\(")  # as runtime._CALL: spaces may lead
 
 
 def numbers_in(text: str) -> set[str]:
