@@ -259,6 +259,14 @@ def _model_name(recipe: ToolsRecipe, arm: str) -> str:
     return recipe.model if arm.startswith("small") else str(recipe.compare_model)
 
 
+def _arm_settings(recipe: ToolsRecipe, arm: str) -> TrainSettings:
+    return recipe.train if arm.startswith("small") or recipe.large_train is None else recipe.large_train
+
+
+def _stage_name(arm: str) -> str:
+    return f"arm-{arm.replace('+', '-')}"
+
+
 def seed_demos(candidates: list[dict], items: list[dict], k: int) -> tuple[list[dict], set[str]]:
     """``k`` training texts spread evenly over the list, so every task has some (at most half of them, so that
     the filter still decides on the rest), with the teacher's answer-position calls inline (the demonstrations
@@ -327,7 +335,7 @@ def run_arm(recipe_dump: dict, arm: str, task_dir: str, calls_path: str | None, 
         examples = annotate(train, read_jsonl(calls_path, allow_empty=True))
     else:
         examples = [{"prompt": it["prompt"], "completion": it["completion"]} for it in train]
-    settings = recipe.train if arm.startswith("small") or recipe.large_train is None else recipe.large_train
+    settings = _arm_settings(recipe, arm)
     start = time.time()
     lm, summary = finetune(_model_name(recipe, arm), examples, settings, recipe.seed, recipe.device)
     registry = _registry(recipe, task_path) if tools else ToolRegistry()
@@ -382,19 +390,19 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
     def filter_inputs(m: str) -> dict:
         return {**filter_key, "model": m, "warmup": _warmup(recipe, m).model_dump() if recipe.seed_demos else None}
 
-    labels = {m: "small" if m == recipe.model else "large" for m in {models[a] for a in arms if a.endswith("+tools")}}
-    filter_jobs = [(f"filter-{label}", {**filter_inputs(m), "weights": stamps[m]},
-                    functools.partial(run_filter, recipe, m, candidates, task_dir)) for m, label in labels.items()]
+    label = {m: "small" if m == recipe.model else "large" for m in stamps}  # names the model's filter stage
+    tool_models = sorted({models[a] for a in arms if a.endswith("+tools")}, key=lambda m: label[m], reverse=True)
+    filter_jobs = [(f"filter-{label[m]}", {**filter_inputs(m), "weights": stamps[m]},
+                    functools.partial(run_filter, recipe, m, candidates, task_dir)) for m in tool_models]
     jobs = []
     for arm in arms:
         m = models[arm]
-        label = "small" if m == recipe.model else "large"
-        calls = str(run_.stage_dir(f"filter-{label}") / "calls.jsonl") if arm.endswith("+tools") else None
-        settings = recipe.train if arm.startswith("small") or recipe.large_train is None else recipe.large_train
+        calls = str(run_.stage_dir(f"filter-{label[m]}") / "calls.jsonl") if arm.endswith("+tools") else None
+        settings = _arm_settings(recipe, arm)
         key = {"tasks": task_key, "model": m, "weights": stamps[m], "train": settings.model_dump(),
                "filter": filter_inputs(m) if calls else None, "seed": recipe.seed,
                "gen": [recipe.max_calls, recipe.max_new_tokens, bool(calls) and recipe.ground_numbers]}
-        jobs.append((f"arm-{arm.replace('+', '-')}", key,
+        jobs.append((_stage_name(arm), key,
                      functools.partial(run_arm, recipe.model_dump(), arm, str(task_dir), calls)))
 
     # the longest chain of stages first (the larger model's filter, then its +tools arm), the shortest stage last
@@ -404,13 +412,12 @@ def run(recipe: ToolsRecipe, log: Callable[[str], None] = print) -> dict:
         return order.index(j[0])
 
     # a +tools arm waits for its model's filter only; everything else shares the lanes from the start
-    after = {f"arm-{a.replace('+', '-')}": [f"filter-{'small' if models[a] == recipe.model else 'large'}"]
-             for a in arms if a.endswith("+tools")}
+    after = {_stage_name(a): [f"filter-{label[models[a]]}"] for a in arms if a.endswith("+tools")}
     done = run_.stages_in_lanes(sorted(filter_jobs + jobs, key=longest_first), recipe.lanes, after=after)
-    filters = {m: done[f"filter-{label}"] for m, label in sorted(labels.items(), key=lambda x: x[1], reverse=True)}
-    for m, f in filters.items():
-        log(f"filter ({labels[m]}): {f['per_tool']}")
-    answers = {arm: done[f"arm-{arm.replace('+', '-')}"] for arm in arms}
+    filters = {label[m]: done[f"filter-{label[m]}"] for m in tool_models}
+    for who, f in filters.items():
+        log(f"filter ({who}): {f['per_tool']}")
+    answers = {arm: done[_stage_name(arm)] for arm in arms}
     results = summarize(run_, recipe, answers, filters, counts)
     write_report(run_.dir)
     return results
@@ -426,16 +433,20 @@ def _groups(rows: list[dict]) -> dict[str, list[int]]:
     return groups
 
 
+def _headline(rows: list[dict], key: str = "correct") -> list[int]:
+    """``key`` of the arithmetic rows (the headline task), or of every row when there are none (a user's file)."""
+    return [r[key] for r in rows if r["task"] == "arith"] or [r[key] for r in rows]
+
+
 def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], filters: dict, counts: dict) -> dict:
+    """``filters``: each filter's result by the label of the model that scored it (``small``, ``large``)."""
     metrics, per_split = {}, {}
     for arm, rows in answers.items():
-        arith = [r["correct"] for r in rows if r["task"] == "arith"] or [r["correct"] for r in rows]
-        metrics[f"{arm}/accuracy"] = mean_with_ci(arith, seed=recipe.seed)
+        metrics[f"{arm}/accuracy"] = mean_with_ci(_headline(rows), seed=recipe.seed)
         metrics[f"{arm}/all_tasks_accuracy"] = mean_with_ci([r["correct"] for r in rows], seed=recipe.seed)
         if arm.endswith("+tools") and recipe.ground_numbers:
-            free = [r["correct_ungrounded"] for r in rows if r["task"] == "arith"] or \
-                [r["correct_ungrounded"] for r in rows]
-            metrics[f"{arm}/ungrounded_accuracy"] = mean_with_ci(free, seed=recipe.seed)
+            metrics[f"{arm}/ungrounded_accuracy"] = mean_with_ci(_headline(rows, "correct_ungrounded"),
+                                                                 seed=recipe.seed)
         metrics[f"{arm}/calls_per_answer"] = {"value": sum(r["calls"] for r in rows) / max(1, len(rows)),
                                               "ci95": None}
         for g, vals in sorted(_groups(rows).items()):
@@ -449,8 +460,7 @@ def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], fi
         rows = answers.get(arm)
         if rows is None:
             return None
-        head = [r["correct"] for r in rows if r["task"] == "arith"] or [r["correct"] for r in rows]
-        return (labels[arm], head)
+        return (labels[arm], _headline(rows))
 
     best_large = arm_rows("large")  # the larger model as it is: without tools (the thesis comparison)
     small_tools = arm_rows("small+tools") or arm_rows("small")
@@ -464,8 +474,7 @@ def summarize(run_: Run, recipe: ToolsRecipe, answers: dict[str, list[dict]], fi
             by_task[task] = verdict("accuracy", (labels["small+tools"], rows_of["small+tools"]),
                                     (labels["small"], rows_of["small"]) if "small" in rows_of else None,
                                     (labels["large"], rows_of["large"]), seed=recipe.seed)
-    filt = {("small" if m == recipe.model else "large"): f for m, f in filters.items()}
-    extra = {"verdict": the_verdict, "verdict_by_task": by_task, "calls": filt, "counts": counts, "arms": list(answers),
+    extra = {"verdict": the_verdict, "verdict_by_task": by_task, "calls": filters, "counts": counts, "arms": list(answers),
              "teacher": recipe.teacher, "tau": recipe.tau,
              "compare_model": recipe.compare_model,
              "examples": {arm: rows[:3] for arm, rows in answers.items()}}
