@@ -75,11 +75,11 @@ class _Decoder:
         self.memo: dict[str, tuple[ToolCall, list[int]]] = {}
         self.ground = ground_numbers
         self.context_numbers: list[set[str]] = []  # per prompt of the batch being decoded (grounding)
-        if ground_numbers:
-            pieces = list(enumerate(token_surfaces(self.tok)))
-            self.numeric = [(i, s) for i, s in pieces if any(ch.isdigit() or ch == "." for ch in s)]
-            self.other = torch.tensor([i for i, s in pieces if not any(ch.isdigit() or ch == "." for ch in s)],
-                                      dtype=torch.long)
+        if ground_numbers:  # tokens that can write part of a number, and the mask of all the others
+            self.numeric = [(i, s) for i, s in enumerate(token_surfaces(self.tok))
+                            if any(ch.isdigit() or ch == "." for ch in s)]
+            self.other = torch.ones(len(self.tok), dtype=torch.bool, device=lm.device)
+            self.other[[i for i, _ in self.numeric]] = False
 
     def begin(self, prompts: Sequence[str]) -> None:
         """Start a batch: the numbers each prompt offers to grounded calls."""
@@ -102,11 +102,9 @@ class _Decoder:
             close_ok = is_grounded(arg + " ", allowed)
             if len(bad) == len(self.numeric) and not close_ok:
                 continue  # nothing grounded can follow (the call opened on a token with digits): leave it free
-            mask = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
-            mask[torch.tensor(bad, dtype=torch.long, device=logits.device)] = True
+            logits[r, bad] = -math.inf
             if not close_ok:
-                mask[self.other.to(logits.device)] = True
-            logits[r].masked_fill_(mask, -math.inf)
+                logits[r, : len(self.other)].masked_fill_(self.other, -math.inf)
 
     def call(self, segment: str, n_calls: int) -> tuple[ToolCall, list[int]]:
         if n_calls >= self.max_calls:
