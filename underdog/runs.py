@@ -312,12 +312,11 @@ class Run:
         Returns {name: result}, in the order of ``jobs``."""
         from tqdm.auto import tqdm
 
+        after = after or {}
         names = [name for name, _, _ in jobs]
-        deps = {name: set((after or {}).get(name, ())) for name in names}
-        unknown = sorted(set().union(*deps.values()) - set(names)) if deps else []
-        if unknown or set(after or {}) - set(names):
-            raise ValueError(f"stages_in_lanes: 'after' names stages that are not jobs: "
-                             f"{', '.join(unknown or sorted(set(after or {}) - set(names)))}")
+        unknown = sorted(set(after).union(*after.values()) - set(names))
+        if unknown:
+            raise ValueError(f"stages_in_lanes: 'after' names stages that are not jobs: {', '.join(unknown)}")
         results, todo = {}, []
         for name, inputs, fn in jobs:
             if self.is_done(name, inputs):
@@ -325,20 +324,20 @@ class Run:
             else:
                 todo.append((name, inputs, fn))
 
-        def next_ready():
-            job = next((j for j in todo if deps[j[0]] <= results.keys()), None)
+        def next_ready(busy: bool):
+            """The first waiting job whose stages before it are done (taken off ``todo``); None if there is none
+            yet, an error if none can ever be (nothing is ``busy`` that could finish them)."""
+            job = next((j for j in todo if set(after.get(j[0], ())) <= results.keys()), None)
+            if job is None and todo and not busy:
+                raise ValueError(f"stages_in_lanes: stages wait on each other: {', '.join(j[0] for j in todo)}")
             if job is not None:
                 todo.remove(job)
             return job
 
-        if lanes <= 1:
+        if lanes <= 1 or not todo:
             while todo:
-                job = next_ready()
-                if job is None:
-                    raise ValueError(f"stages_in_lanes: stages wait on each other: {', '.join(j[0] for j in todo)}")
+                job = next_ready(busy=False)
                 results[job[0]] = self.stage(*job)
-            return {name: results[name] for name in names}
-        if not todo:
             return {name: results[name] for name in names}
         import torch
 
@@ -350,13 +349,10 @@ class Run:
                 tqdm(total=len(todo), desc=f"stages ({lanes} lanes)") as bar:
             try:
                 while todo or running:
-                    while len(running) < lanes and (job := next_ready()) is not None:
+                    while len(running) < lanes and (job := next_ready(busy=bool(running))) is not None:
                         name, inputs, fn = job
                         running[pool.submit(_stage_in_lane, str(self.dir), name, inputs, fn, threads,
                                             os.getpid())] = name
-                    if not running:
-                        raise ValueError(f"stages_in_lanes: stages wait on each other: "
-                                         f"{', '.join(j[0] for j in todo)}")
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         name = running.pop(future)
