@@ -71,7 +71,8 @@ def train_size(tmp: Path, size: str, texts_path: str, tokenizer_dir: str, budget
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
     recipe = PretrainRecipe(model=size_shape(size, seq_len), seed=seed, seq_len=seq_len)
-    counts = parameter_counts(build_model(recipe, tokenizer))
+    model = build_model(recipe, tokenizer)  # seeded by the recipe: every build is this same model
+    counts = parameter_counts(model)
     examples = [{"text": t} for t in read_texts(Path(texts_path))]
     rows = pack_examples(tokenize_examples(examples, tokenizer, max_length=seq_len, completion_only=False), seq_len)
     # tokens an optimizer step reads (a batch is never larger than the data)
@@ -83,7 +84,6 @@ def train_size(tmp: Path, size: str, texts_path: str, tokenizer_dir: str, budget
                          weight_decay=0.01, seed=seed, log_every=50)
     if cooldown:
         return _train_cooldown(tmp, size, tokenizer, recipe, examples, config, budgets, per_step, cooldown, counts)
-    model = build_model(recipe, tokenizer)
     todo = sorted(budgets)
     saved: list[dict] = []
 
